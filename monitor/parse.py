@@ -1,0 +1,159 @@
+"""Feed bytes -> normalized entries. feedparser is imported only here.
+
+feedparser never fetches anything: it gets the bytes and headers our fetcher received.
+"""
+
+from __future__ import annotations
+
+import calendar
+import html
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from html.parser import HTMLParser
+from typing import Any
+
+import feedparser
+
+from .errors import ParseError
+from .identity import entry_guid
+from .models import Entry
+
+log = logging.getLogger(__name__)
+
+MAX_SUMMARY_CHARS = 2000
+# An internal DTD subset can declare entities that expand exponentially ("billion laughs"). Feeds have
+# no need for one, so it is removed before parsing; undefined entities then make feedparser fall back to
+# its tolerant parser, which does not expand them.
+_INTERNAL_DTD = re.compile(rb"<!DOCTYPE[^\[>]*\[.*?\]\s*>", re.DOTALL | re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    title: str
+    entries: tuple[Entry, ...]
+    skipped: int  # entries dropped because they were broken
+    ttl_s: float | None  # the feed's own hint of how often to poll (RSS <ttl>, sy:updatePeriod)
+    warning: str | None  # feedparser's complaint about malformed XML, when entries were still found
+
+
+def parse_feed(content: bytes, headers: dict[str, str], url: str, feed_id: int, feed_name: str,
+               feed_tags: tuple[str, ...], now: datetime) -> ParsedFeed:
+    """Parse one response body; raise ParseError when it is not a feed at all."""
+    if not content.strip():
+        raise ParseError(f"feed {feed_name!r}: empty body")
+    content = _INTERNAL_DTD.sub(b"", content)
+    parsed_headers = dict(headers)
+    parsed_headers.setdefault("content-location", url)
+    try:
+        result = feedparser.parse(content, response_headers=parsed_headers, sanitize_html=True,
+                                  resolve_relative_uris=True)
+    except Exception as exc:  # feedparser can raise on pathological input; one feed must not stop the cycle
+        raise ParseError(f"feed {feed_name!r}: parser crashed: {type(exc).__name__}: {exc}") from exc
+    if not result.entries and (result.bozo or not result.get("version")):
+        raise ParseError(f"feed {feed_name!r}: not a feed ({_bozo_reason(result, content)})")
+    entries, skipped = [], 0
+    for index, raw in enumerate(result.entries):
+        try:
+            entries.append(normalize_entry(raw, feed_id, feed_name, feed_tags, now))
+        except Exception as exc:  # one broken entry is skipped, not the feed
+            skipped += 1
+            log.warning("feed %r: skipped entry #%d: %s: %s", feed_name, index, type(exc).__name__, exc)
+    warning = _bozo_reason(result, content) if result.bozo else None
+    return ParsedFeed(title=clean_text(result.feed.get("title", "")), entries=tuple(entries), skipped=skipped,
+                      ttl_s=_ttl_hint(result.feed), warning=warning)
+
+
+def _bozo_reason(result: Any, content: bytes) -> str:
+    head = content[:512].lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html")):
+        return "the server returned an HTML page"
+    exc = result.get("bozo_exception")
+    return f"{type(exc).__name__}: {exc}" if exc else "no feed version recognised"
+
+
+def normalize_entry(raw: Any, feed_id: int, feed_name: str, feed_tags: tuple[str, ...], now: datetime) -> Entry:
+    title = clean_text(raw.get("title", ""))
+    summary = clean_text(_summary_html(raw))[:MAX_SUMMARY_CHARS]
+    link = (raw.get("link") or "").strip()
+    if not title and not summary:
+        raise ValueError("entry has neither title nor summary")
+    published, known = _published(raw, now)
+    tags = tuple(t for t in (clean_text(tag.get("term") or "") for tag in raw.get("tags", []) or []) if t)
+    return Entry(feed_id=feed_id, feed_name=feed_name, guid=entry_guid(raw.get("id"), link, title, summary),
+                 link=link, title=title or summary[:120], summary=summary, published=published,
+                 published_known=known, author=clean_text(raw.get("author", "")) or None, tags=tags,
+                 feed_tags=feed_tags)
+
+
+def _summary_html(raw: Any) -> str:
+    if raw.get("summary"):
+        return str(raw["summary"])
+    for content in raw.get("content", []) or []:
+        if content.get("value"):
+            return str(content["value"])
+    return ""
+
+
+def _published(raw: Any, now: datetime) -> tuple[datetime, bool]:
+    for key in ("published_parsed", "updated_parsed", "created_parsed"):
+        value = raw.get(key)
+        if value:
+            when = datetime.fromtimestamp(calendar.timegm(value), timezone.utc)
+            # A date in the future is a publisher's clock or time-zone error; do not trust it.
+            if when > now + timedelta(hours=1):
+                return now, False
+            return when, True
+    return now, False
+
+
+def _ttl_hint(feed: Any) -> float | None:
+    ttl = str(feed.get("ttl", "")).strip()
+    if ttl.isdigit() and int(ttl) > 0:
+        return int(ttl) * 60.0
+    period = str(feed.get("sy_updateperiod", "")).strip().lower()
+    seconds = {"hourly": 3600, "daily": 86400, "weekly": 604800, "monthly": 2592000, "yearly": 31536000}.get(period)
+    if seconds:
+        frequency = str(feed.get("sy_updatefrequency", "1")).strip()
+        return seconds / max(1, int(frequency) if frequency.isdigit() else 1)
+    return None
+
+
+class _TextExtractor(HTMLParser):
+    _BLOCK = {"p", "br", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag in ("script", "style"):
+            self._skip += 1
+        elif tag in self._BLOCK:
+            self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style") and self._skip:
+            self._skip -= 1
+        elif tag in self._BLOCK:
+            self.parts.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+def clean_text(value: str) -> str:
+    """HTML -> plain text: tags stripped, entities decoded (twice-escaped ones too), whitespace folded."""
+    if not value:
+        return ""
+    text = str(value)
+    if "<" in text or "&" in text:
+        extractor = _TextExtractor()
+        extractor.feed(text)
+        extractor.close()
+        text = "".join(extractor.parts)
+        text = html.unescape(text)  # feeds often escape entities twice (&amp;#8217;)
+    return " ".join(text.split())

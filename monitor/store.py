@@ -1,0 +1,376 @@
+"""The only module with SQL: feeds, entries, stories, matches, alerts (the outbox) and labels.
+
+Times are stored as ISO-8601 UTC strings with a fixed format, so they sort and compare as text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from .config import FeedConfig
+from .errors import StoreError
+from .migrations import migrate
+from .models import Alert, Entry, FeedState, StoryView, Verdict
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "monitor.db"
+
+
+def ts(when: datetime) -> str:
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def from_ts(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class FeedRow:
+    """A feed with its health, for `monitor feeds` and `monitor status`."""
+
+    state: FeedState
+    in_config: bool
+    disabled_reason: str | None
+    last_polled_at: datetime | None
+    last_ok_at: datetime | None
+    next_due_at: datetime | None
+    last_status: str | None
+    entry_count: int
+
+
+@dataclass(frozen=True)
+class StoryRow:
+    view: StoryView
+    first_seen_at: datetime
+    last_seen_at: datetime
+    size: int
+    alertable: bool
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    alert: Alert
+    severity: str
+    why: str
+    sent_at: datetime | None
+    delivered: frozenset[str] = frozenset()  # target keys of the channel's URLs that already accepted it
+
+
+class Store:
+    def __init__(self, db: sqlite_utils.Database, path: Path) -> None:
+        self.db = db
+        self.path = path
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, state_dir: Path) -> Store:
+        """Open (creating if needed) state_dir/monitor.db, enable WAL and run migrations."""
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            path = state_dir / DB_NAME
+            conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+            db = sqlite_utils.Database(conn)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            migrate(conn)
+        except (OSError, sqlite3.Error, RuntimeError) as exc:
+            raise StoreError(f"cannot open state database in {state_dir}: {exc}") from exc
+        return cls(db, path)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.db.atomic():
+            yield
+
+    def _rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
+        return list(self.db.query(sql, params))
+
+    # -- feeds -----------------------------------------------------------------------------------------
+
+    def sync_feeds(self, feeds: Iterable[FeedConfig], now: datetime) -> None:
+        """Make the feeds table follow feeds.yaml: add new feeds (due now), update changed ones and mark
+        feeds no longer configured so they are not polled (their history is kept)."""
+        configured = {feed.url: feed for feed in feeds}
+        with self.transaction():
+            existing = {row["url"]: row for row in self._rows("SELECT id, url, disabled_reason FROM feeds")}
+            for url, feed in configured.items():
+                values = {"name": feed.name, "tags": json.dumps(list(feed.tags)), "interval_s": feed.interval_s,
+                          "in_config": 1}
+                if url in existing:
+                    if existing[url]["disabled_reason"] is None:
+                        values["enabled"] = int(feed.enabled)
+                    self.db["feeds"].update(existing[url]["id"], values)
+                else:
+                    self.db["feeds"].insert({"url": url, **values, "enabled": int(feed.enabled),
+                                             "created_at": ts(now), "next_due_at": ts(now)})
+            gone = [row["id"] for url, row in existing.items() if url not in configured]
+            for feed_id in gone:
+                self.db["feeds"].update(feed_id, {"in_config": 0})
+
+    def active_feeds(self) -> list[FeedState]:
+        return [self._feed_state(row) for row in self._rows(
+            "SELECT * FROM feeds WHERE enabled = 1 AND in_config = 1 ORDER BY id")]
+
+    def due_feeds(self, now: datetime, limit: int | None = None) -> list[FeedState]:
+        sql = ("SELECT * FROM feeds WHERE enabled = 1 AND in_config = 1 AND "
+               "(next_due_at IS NULL OR next_due_at <= ?) ORDER BY next_due_at")
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [self._feed_state(row) for row in self._rows(sql, [ts(now)])]
+
+    def feed_rows(self) -> list[FeedRow]:
+        rows = self._rows("SELECT f.*, (SELECT COUNT(*) FROM entries e WHERE e.feed_id = f.id) AS n "
+                          "FROM feeds f ORDER BY f.in_config DESC, f.name")
+        return [FeedRow(state=self._feed_state(r), in_config=bool(r["in_config"]),
+                        disabled_reason=r["disabled_reason"], last_polled_at=from_ts(r["last_polled_at"]),
+                        last_ok_at=from_ts(r["last_ok_at"]), next_due_at=from_ts(r["next_due_at"]),
+                        last_status=r["last_status"], entry_count=r["n"]) for r in rows]
+
+    @staticmethod
+    def _feed_state(row: dict[str, Any]) -> FeedState:
+        return FeedState(id=row["id"], url=row["url"], name=row["name"], tags=tuple(json.loads(row["tags"])),
+                         interval_s=int(row["interval_s"] or 0), enabled=bool(row["enabled"]),
+                         etag=row["etag"], last_modified=row["last_modified"], error_count=row["error_count"],
+                         last_error=row["last_error"])
+
+    def record_feed_ok(self, feed_id: int, now: datetime, next_due: datetime, status: str, *,
+                       etag: str | None = None, last_modified: str | None = None, keep_cache: bool = False,
+                       title: str | None = None, new_entries: int = 0, ttl_s: float | None = None,
+                       warning: str | None = None) -> None:
+        values: dict[str, Any] = {"last_polled_at": ts(now), "last_ok_at": ts(now), "next_due_at": ts(next_due),
+                                  "last_status": status, "last_error": warning, "error_count": 0,
+                                  "last_new_entries": new_entries}
+        if not keep_cache:
+            values.update(etag=etag, last_modified=last_modified)
+        if title:
+            values["title"] = title
+        if ttl_s:
+            values["ttl_s"] = ttl_s
+        self.db["feeds"].update(feed_id, values)
+
+    def record_feed_error(self, feed_id: int, now: datetime, next_due: datetime, status: str, error: str,
+                          disable: bool = False) -> int:
+        row = self.db["feeds"].get(feed_id)
+        count = int(row["error_count"]) + 1
+        values: dict[str, Any] = {"last_polled_at": ts(now), "next_due_at": ts(next_due), "last_status": status,
+                                  "last_error": error, "error_count": count}
+        if disable:
+            values.update(enabled=0, disabled_reason=error)
+        self.db["feeds"].update(feed_id, values)
+        return count
+
+    def move_feed(self, feed_id: int, new_url: str) -> None:
+        """A permanent redirect: remember the new address (unless another feed already has it)."""
+        if not self._rows("SELECT 1 FROM feeds WHERE url = ?", [new_url]):
+            self.db["feeds"].update(feed_id, {"url": new_url})
+
+    # -- entries ---------------------------------------------------------------------------------------
+
+    def known_guids(self, feed_id: int, guids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(list(guids), 500):
+            marks = ",".join("?" * len(chunk))
+            found.update(r["guid"] for r in self._rows(
+                f"SELECT guid FROM entries WHERE feed_id = ? AND guid IN ({marks})", [feed_id, *chunk]))
+        return found
+
+    def entry_by_canonical_url(self, url: str) -> dict[str, Any] | None:
+        if not url:
+            return None
+        rows = self._rows("SELECT id, story_id FROM entries WHERE canonical_url = ? AND duplicate_of IS NULL "
+                          "LIMIT 1", [url])
+        return rows[0] if rows else None
+
+    def insert_entry(self, entry: Entry, canonical: str, now: datetime, story_id: int | None,
+                     similarity: float | None = None, duplicate_of: int | None = None) -> int:
+        return int(self.db["entries"].insert({
+            "feed_id": entry.feed_id, "guid": entry.guid, "canonical_url": canonical or None, "link": entry.link,
+            "title": entry.title, "summary": entry.summary, "author": entry.author,
+            "tags": json.dumps(list(entry.tags)), "published_at": ts(entry.published),
+            "published_known": int(entry.published_known), "first_seen_at": ts(now), "story_id": story_id,
+            "similarity": similarity, "duplicate_of": duplicate_of,
+        }).last_pk)
+
+    def entries_since(self, since: datetime) -> Iterator[dict[str, Any]]:
+        """Lead and member entries first seen after ``since`` (to rebuild the story index at start)."""
+        return self.db.query("SELECT id, story_id, title, summary, first_seen_at FROM entries "
+                             "WHERE first_seen_at >= ? AND duplicate_of IS NULL AND story_id IS NOT NULL "
+                             "AND pruned = 0 ORDER BY id", [ts(since)])
+
+    def background_texts(self, limit: int = 20000) -> list[tuple[str, str]]:
+        """Recent stored (title, summary) pairs, for training the classifier on the user's own stream."""
+        return [(r["title"], r["summary"]) for r in self._rows(
+            "SELECT title, summary FROM stories ORDER BY id DESC LIMIT ?", [limit])]
+
+    # -- stories ---------------------------------------------------------------------------------------
+
+    def create_story(self, entry: Entry, entry_id: int, now: datetime, alertable: bool) -> int:
+        story_id = int(self.db["stories"].insert({
+            "lead_entry_id": entry_id, "title": entry.title, "link": entry.link, "summary": entry.summary,
+            "feed_name": entry.feed_name, "published_at": ts(entry.published), "first_seen_at": ts(now),
+            "last_seen_at": ts(now), "size": 1, "sources": json.dumps([entry.feed_name]),
+            "alertable": int(alertable),
+        }).last_pk)
+        self.db["entries"].update(entry_id, {"story_id": story_id})
+        return story_id
+
+    def add_to_story(self, story_id: int, feed_name: str, now: datetime) -> None:
+        row = self.db["stories"].get(story_id)
+        sources = json.loads(row["sources"])
+        if feed_name not in sources:
+            sources.append(feed_name)
+        self.db["stories"].update(story_id, {"size": row["size"] + 1, "sources": json.dumps(sources),
+                                             "last_seen_at": ts(now)})
+
+    def set_verdict(self, story_id: int, verdict: Verdict) -> None:
+        self.db["stories"].update(story_id, {"score": verdict.score, "subtopics": json.dumps(list(verdict.subtopics)),
+                                             "top_terms": json.dumps(list(verdict.top_terms)),
+                                             "model_version": verdict.model_version})
+
+    def story(self, story_id: int) -> StoryRow | None:
+        rows = self._rows(_STORY_SQL + " WHERE s.id = ?", [story_id])
+        return _story_row(rows[0]) if rows else None
+
+    def recent_stories(self, limit: int = 50, since: datetime | None = None) -> list[StoryRow]:
+        sql = _STORY_SQL + (" WHERE s.first_seen_at >= ?" if since else "") + " ORDER BY s.id DESC LIMIT ?"
+        params: list[Any] = [ts(since)] if since else []
+        return [_story_row(r) for r in self._rows(sql, [*params, limit])]
+
+    def story_members(self, story_id: int) -> list[dict[str, Any]]:
+        return self._rows("SELECT e.id, e.title, e.link, e.published_at, e.first_seen_at, e.similarity, "
+                          "f.name AS feed FROM entries e JOIN feeds f ON f.id = e.feed_id "
+                          "WHERE e.story_id = ? ORDER BY e.id", [story_id])
+
+    # -- matches and alerts (the outbox) -----------------------------------------------------------------
+
+    def record_match(self, story_id: int, watchlist: str, why: str, now: datetime) -> bool:
+        """Remember that a story matched a watchlist; False when it already had."""
+        cursor = self.db.execute("INSERT OR IGNORE INTO matches (story_id, watchlist, why, created_at) "
+                                 "VALUES (?, ?, ?, ?)", [story_id, watchlist, why, ts(now)])
+        return cursor.rowcount > 0
+
+    def enqueue_alert(self, story_id: int, watchlist: str, channel: str, why: str, severity: str,
+                      now: datetime, not_before: datetime | None = None) -> int | None:
+        """Add an outbox row unless one exists for (story, watchlist, channel); return its id if new."""
+        cursor = self.db.execute(
+            "INSERT OR IGNORE INTO alerts (story_id, watchlist, channel, severity, why, state, created_at, "
+            "next_attempt_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
+            [story_id, watchlist, channel, severity, why, ts(now), ts(not_before or now)])
+        return int(cursor.lastrowid) if cursor.rowcount else None
+
+    def due_alerts(self, now: datetime) -> list[AlertRow]:
+        return [_alert_row(r) for r in self._rows(
+            _ALERT_SQL + " WHERE a.state = 'pending' AND a.next_attempt_at <= ? ORDER BY a.id", [ts(now)])]
+
+    def alerts(self, state: str | None = None, limit: int = 50) -> list[AlertRow]:
+        where = " WHERE a.state = ?" if state else ""
+        params: list[Any] = [state] if state else []
+        return [_alert_row(r) for r in self._rows(_ALERT_SQL + where + " ORDER BY a.id DESC LIMIT ?",
+                                                  [*params, limit])]
+
+    def mark_sent(self, alert_id: int, now: datetime) -> None:
+        self.db.execute("UPDATE alerts SET state = 'sent', sent_at = ?, attempts = attempts + 1, last_error = NULL "
+                        "WHERE id = ?", [ts(now), alert_id])
+
+    def mark_retry(self, alert_id: int, error: str, next_attempt: datetime) -> None:
+        self.db.execute("UPDATE alerts SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? "
+                        "WHERE id = ?", [error, ts(next_attempt), alert_id])
+
+    def mark_delivered_to(self, alert_id: int, target: str) -> None:
+        """Remember one URL of the channel that accepted the alert, so a retry skips it."""
+        self.db.execute("UPDATE alerts SET delivered = (SELECT json_group_array(value) FROM (SELECT value FROM "
+                        "json_each(delivered) UNION SELECT ?)) WHERE id = ?", [target, alert_id])
+
+    def mark_failed(self, alert_id: int, error: str) -> None:
+        self.db.execute("UPDATE alerts SET state = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ?",
+                        [error, alert_id])
+
+    def retry_alerts(self, ids: Sequence[int] | None, now: datetime) -> int:
+        """Put failed alerts (all, or the given ids) back in the queue."""
+        if ids is None:
+            cursor = self.db.execute("UPDATE alerts SET state = 'pending', next_attempt_at = ? WHERE state = 'failed'",
+                                     [ts(now)])
+        else:
+            marks = ",".join("?" * len(ids))
+            cursor = self.db.execute(f"UPDATE alerts SET state = 'pending', next_attempt_at = ? "
+                                     f"WHERE id IN ({marks}) AND state != 'sent'", [ts(now), *ids])
+        return int(cursor.rowcount)
+
+    def count_alerts(self) -> dict[str, int]:
+        return {r["state"]: r["n"] for r in self._rows("SELECT state, COUNT(*) AS n FROM alerts GROUP BY state")}
+
+    # -- labels and meta -------------------------------------------------------------------------------
+
+    def add_label(self, story_id: int, label: int, subtopics: Sequence[str], now: datetime) -> None:
+        story = self.db["stories"].get(story_id)
+        self.db.execute("INSERT INTO labels (story_id, title, summary, label, subtopics, created_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(story_id) DO UPDATE SET label = excluded.label, "
+                        "subtopics = excluded.subtopics, created_at = excluded.created_at",
+                        [story_id, story["title"], story["summary"], label, json.dumps(list(subtopics)), ts(now)])
+
+    def labels(self) -> list[dict[str, Any]]:
+        return [{**r, "subtopics": json.loads(r["subtopics"])} for r in self._rows("SELECT * FROM labels ORDER BY id")]
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = "
+                        "excluded.value", [key, json.dumps(value)])
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        rows = self._rows("SELECT value FROM meta WHERE key = ?", [key])
+        return json.loads(rows[0]["value"]) if rows else default
+
+    def counts(self) -> dict[str, int]:
+        return {table: int(self._rows(f"SELECT COUNT(*) AS n FROM {table}")[0]["n"])
+                for table in ("feeds", "entries", "stories", "matches", "alerts", "labels")}
+
+
+_STORY_SQL = ("SELECT s.*, COALESCE((SELECT json_group_array(t.tag) FROM (SELECT DISTINCT j.value AS tag FROM "
+              "feeds f, json_each(f.tags) j WHERE f.name = s.feed_name) t), '[]') AS feed_tags FROM stories s")
+_ALERT_SQL = "SELECT a.*, s.title AS title, s.link AS link FROM alerts a JOIN stories s ON s.id = a.story_id"
+
+
+def _story_row(r: dict[str, Any]) -> StoryRow:
+    verdict = None
+    if r["score"] is not None:
+        verdict = Verdict(score=r["score"], subtopics=tuple(json.loads(r["subtopics"])),
+                          top_terms=tuple(json.loads(r["top_terms"])), model_version=r["model_version"] or "")
+    sources = tuple(json.loads(r["sources"]))
+    published = from_ts(r["published_at"])
+    assert published is not None
+    view = StoryView(id=r["id"], title=r["title"], summary=r["summary"], link=r["link"], feed_name=r["feed_name"],
+                     published=published, feed_tags=tuple(json.loads(r["feed_tags"])), sources=sources,
+                     verdict=verdict)
+    return StoryRow(view=view, first_seen_at=from_ts(r["first_seen_at"]) or published,
+                    last_seen_at=from_ts(r["last_seen_at"]) or published, size=r["size"], alertable=bool(r["alertable"]))
+
+
+def _alert_row(r: dict[str, Any]) -> AlertRow:
+    alert = Alert(id=r["id"], story_id=r["story_id"], watchlist=r["watchlist"], channel=r["channel"],
+                  title=r["title"], body="", link=r["link"], state=r["state"], attempts=r["attempts"],
+                  last_error=r["last_error"], created_at=from_ts(r["created_at"]),
+                  next_attempt_at=from_ts(r["next_attempt_at"]))
+    return AlertRow(alert=alert, severity=r["severity"], why=r["why"], sent_at=from_ts(r["sent_at"]),
+                    delivered=frozenset(json.loads(r["delivered"])))
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
