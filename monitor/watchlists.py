@@ -63,7 +63,7 @@ class CompiledWatchlist:
         matched, results = self.evaluate(view, text)
         if not matched:
             return None
-        why = "; ".join(f"{label}: {detail}" if detail else label for label, _, detail in results)
+        why = "; ".join(f"{label}: {detail}" for label, _, detail in results if detail) or "all conditions held"
         return Match(story_id=view.id, watchlist=self.name, channels=tuple(self.config.spec.channels), why=why,
                      severity=self.config.spec.severity)
 
