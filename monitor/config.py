@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
@@ -102,11 +103,54 @@ class ClassifierSettings(_Strict):
     threshold: float | None = Field(None, ge=0, le=1)  # None: the threshold chosen at training time
 
 
+_CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+def _clock_time(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):  # YAML 1.1 reads 08:00 unquoted as 480
+        value = f"{value // 60:02d}:{value % 60:02d}"
+    if not isinstance(value, str) or not _CLOCK.match(value.strip()):
+        raise ValueError(f"expected a local time HH:MM, got {value!r}")
+    return value.strip()
+
+
+ClockTime = Annotated[str, BeforeValidator(_clock_time)]
+
+
+class DigestSchedule(_Strict):
+    every: Duration | None = None  # e.g. 4h: a digest every 4 hours
+    at: list[ClockTime] = []  # e.g. ["08:00", "17:00"]: at these local times
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _single_time(cls, value: Any) -> Any:
+        return [value] if isinstance(value, (str, int)) else value
+
+
+class QuietHours(_Strict):
+    start: ClockTime  # local time the quiet window begins, e.g. "22:00"
+    end: ClockTime  # local time it ends, e.g. "07:00" (may be on the next day)
+
+
+class ChannelSpec(_Strict):
+    """A channel in its long form; the short form is just a list of apprise URLs."""
+
+    urls: list[str] = []
+    apprise_config: str | None = None  # an apprise configuration file (path relative to monitor.yaml)
+    mode: Literal["instant", "digest"] = "instant"
+    digest: DigestSchedule | None = None
+    quiet_hours: QuietHours | None = None
+    rate_limit: int | None = Field(None, ge=1)  # at most N instant alerts per hour; the overflow goes to the digest
+    format: Literal["auto", "text", "markdown", "html"] = "auto"
+
+
 class MonitorFile(_Strict):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    timezone: str = "UTC"  # local time zone for digests and quiet hours (IANA name, e.g. Europe/Paris)
+    templates_dir: str = "templates"  # user overrides of the alert templates
     feeds_file: str = "feeds.yaml"
     watchlists_dir: str = "watchlists"
-    channels: dict[str, list[str]]
+    channels: dict[str, list[str] | ChannelSpec]
     poll: PollSettings = PollSettings()
     fetch: FetchSettings = FetchSettings()
     alerts: AlertSettings = AlertSettings()
@@ -115,9 +159,18 @@ class MonitorFile(_Strict):
 
     @field_validator("channels")
     @classmethod
-    def _needs_default(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+    def _needs_default(cls, value: dict[str, Any]) -> dict[str, Any]:
         if "default" not in value:
             raise ValueError("a channel named 'default' is required")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Paris)") from None
         return value
 
 
@@ -154,11 +207,20 @@ class WatchlistTests(_Strict):
     no_match: list[str] = []  # titles that must not match
 
 
+class Route(_Strict):
+    """Where a watchlist's alerts go: a channel, optionally with its own mode and severity."""
+
+    channel: str
+    mode: Literal["instant", "digest"] | None = None  # None: the channel's mode
+    severity: Literal["info", "success", "warning", "failure"] | None = None  # None: the watchlist's
+    urgent: bool = False  # urgent alerts are sent during quiet hours
+
+
 class WatchlistFile(_Strict):
     name: str
     description: str = ""
     enabled: bool = True
-    channels: list[str] = ["default"]
+    channels: list[str | Route] = ["default"]
     severity: Literal["info", "success", "warning", "failure"] = "info"
     keywords: KeywordRules | None = None
     query: str | None = None
@@ -196,7 +258,29 @@ class Config:
 
     @property
     def channels(self) -> dict[str, list[str]]:
-        return self.settings.channels
+        """Channel name -> apprise URLs (environment variables expanded)."""
+        return {name: list(spec.urls) for name, spec in self.channel_specs.items()}
+
+    @property
+    def channel_specs(self) -> dict[str, ChannelSpec]:
+        return {name: _as_spec(value) for name, value in self.settings.channels.items()}
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.settings.timezone)
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.path.parent / self.settings.templates_dir
+
+
+def _as_spec(value: list[str] | ChannelSpec) -> ChannelSpec:
+    return ChannelSpec(urls=value) if isinstance(value, list) else value
+
+
+def routes_of(spec: WatchlistFile) -> list[Route]:
+    """A watchlist's routes, with the short form `- name` expanded."""
+    return [Route(channel=r) if isinstance(r, str) else r for r in spec.channels]
 
 
 def resolve_config_path(cli_value: str | None) -> Path:
@@ -214,8 +298,8 @@ def load_config(path: Path) -> Config:
     settings = _validate(settings_doc, MonitorFile, problems) if settings_doc else None
     if settings is None:
         raise ConfigError(problems or [f"{path}:1: cannot load settings"])
-    settings = settings.model_copy(update={"channels": _expand_channels(settings_doc, settings, problems)})
     base = path.parent
+    settings = settings.model_copy(update={"channels": _expand_channels(settings_doc, settings, base, problems)})
     feeds = _load_feeds(base / settings.feeds_file, problems)
     watchlists = _load_watchlists(base / settings.watchlists_dir, set(settings.channels), problems)
     if problems:
@@ -320,16 +404,26 @@ def expand_env(text: str) -> tuple[str, list[str]]:
     return _ENV.sub(sub, text), missing
 
 
-def _expand_channels(doc: YamlDoc, settings: MonitorFile, problems: list[str]) -> dict[str, list[str]]:
-    expanded: dict[str, list[str]] = {}
-    for name, urls in settings.channels.items():
-        expanded[name] = []
-        for index, url in enumerate(urls):
-            value, missing = expand_env(url)
+def _expand_channels(doc: YamlDoc, settings: MonitorFile, base: Path,
+                     problems: list[str]) -> dict[str, list[str] | ChannelSpec]:
+    """Expand ${VAR} in every channel URL and read apprise configuration files into URLs."""
+    expanded: dict[str, list[str] | ChannelSpec] = {}
+    for name, value in settings.channels.items():
+        spec = _as_spec(value)
+        prefix: tuple[str | int, ...] = ("channels", name) if isinstance(value, list) else ("channels", name, "urls")
+        urls = []
+        for index, url in enumerate(spec.urls):
+            text, missing = expand_env(url)
             for var in missing:
-                problems.append(f"{doc.where(('channels', name, index))}: field 'channels.{name}.{index}': "
+                problems.append(f"{doc.where(prefix + (index,))}: field '{'.'.join(map(str, prefix + (index,)))}': "
                                 f"environment variable {var} is not set")
-            expanded[name].append(value)
+            urls.append(text)
+        if spec.apprise_config:
+            urls.append(f"apprise-config:{(base / spec.apprise_config).resolve()}")
+        if not urls:
+            problems.append(f"{doc.where(('channels', name))}: field 'channels.{name}': no URLs "
+                            f"(give a list of apprise URLs or `urls:` / `apprise_config:`)")
+        expanded[name] = spec.model_copy(update={"urls": urls})
     return expanded
 
 
@@ -384,7 +478,8 @@ def _load_watchlists(directory: Path, channels: set[str], problems: list[str]) -
                             f"{names[spec.name]}")
             continue
         names[spec.name] = path
-        for index, channel in enumerate(spec.channels):
+        for index, route in enumerate(routes_of(spec)):
+            channel = route.channel
             if channel not in channels:
                 hint = difflib.get_close_matches(channel, sorted(channels), n=1)
                 extra = f" (did you mean '{hint[0]}'?)" if hint else f" (defined: {', '.join(sorted(channels))})"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import schedule
 from .config import Config
-from .models import Match, StoryView
+from .models import Match, Route, StoryView
 from .notify import Message, redact, send, target_key, url_format
 from .render import render_alert
 from .store import AlertRow, Store
@@ -38,9 +38,10 @@ class Deliverer:
         self.clock = clock
         self.template_dir = template_dir
 
-    def enqueue(self, view: StoryView, match: Match, channel: str, now: datetime) -> bool:
+    def enqueue(self, view: StoryView, match: Match, route: Route, now: datetime) -> bool:
         """Queue one alert (story, watchlist, channel); False when it was already queued or sent."""
-        return self.store.enqueue_alert(view.id, match.watchlist, channel, match.why, match.severity, now) is not None
+        return self.store.enqueue_alert(view.id, match.watchlist, route.channel, match.why, route.severity,
+                                        now) is not None
 
     def deliver_due(self, ignore_backoff: bool = False) -> DeliveryOutcome:
         """Send every pending alert whose retry time has come (every pending one with ``ignore_backoff``)."""

@@ -104,14 +104,28 @@ class StoryView:
 
 
 @dataclass(frozen=True)
+class Route:
+    """One destination of a watchlist's alerts."""
+
+    channel: str
+    mode: str | None = None  # instant | digest | None (the channel's own mode)
+    severity: str = "info"
+    urgent: bool = False  # sent even during the channel's quiet hours
+
+
+@dataclass(frozen=True)
 class Match:
     """A story that satisfied a watchlist, with a human-readable reason."""
 
     story_id: int
     watchlist: str
-    channels: tuple[str, ...]
+    routes: tuple[Route, ...]
     why: str
     severity: str = "info"
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return tuple(route.channel for route in self.routes)
 
 
 @dataclass(frozen=True)

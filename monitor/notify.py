@@ -51,6 +51,8 @@ def target_key(url: str) -> str:
 
 def redact(url: str) -> str:
     """The URL's scheme and host only, for logs (URLs often carry tokens and passwords)."""
+    if url.startswith(CONFIG_PREFIX):
+        return url
     scheme, _, rest = url.partition("://")
     host = rest.split("/")[0].rsplit("@", 1)[-1].split("?")[0]
     return f"{scheme}://{host}" if rest else url
@@ -66,19 +68,34 @@ def url_format(url: str) -> str:
     return "markdown"
 
 
+CONFIG_PREFIX = "apprise-config:"
+
+
+def _client_for(url: str) -> apprise.Apprise | None:
+    """An Apprise object for one URL, or for every URL of an apprise configuration file."""
+    client = apprise.Apprise()
+    if url.startswith(CONFIG_PREFIX):
+        config = apprise.AppriseConfig()
+        if not config.add(url[len(CONFIG_PREFIX):]):
+            return None
+        client.add(config)
+        return client if len(client) else None
+    return client if client.add(url) else None
+
+
 def check_url(url: str) -> str | None:
-    """None when apprise understands the URL, else a reason."""
-    probe = apprise.Apprise()
-    if not probe.add(url):
-        return f"apprise does not understand the URL {redact(url)}"
+    """None when apprise understands the URL (or configuration file), else a reason."""
+    if _client_for(url) is None:
+        what = "configuration file" if url.startswith(CONFIG_PREFIX) else "URL"
+        return f"apprise does not understand the {what} {redact(url)}"
     return None
 
 
 def send(url: str, message: Message, timeout: float = 30.0) -> SendResult:
     """Send one message to one apprise URL; never raises."""
     key = target_key(url)
-    client = apprise.Apprise()
-    if not client.add(url):
+    client = _client_for(url)
+    if client is None:
         return SendResult(key, False, f"invalid apprise URL {redact(url)}")
     body_format = {"text": apprise.NotifyFormat.TEXT, "markdown": apprise.NotifyFormat.MARKDOWN,
                    "html": apprise.NotifyFormat.HTML}[message.body_format]

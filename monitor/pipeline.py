@@ -251,7 +251,7 @@ class Pipeline:
                 match = watchlist.match(view, text)
                 if match is None or not self.store.record_match(story_id, match.watchlist, match.why, now):
                     continue
-                for channel in match.channels:
-                    if self.deliverer.enqueue(view, match, channel, now):
+                for route in match.routes:
+                    if self.deliverer.enqueue(view, match, route, now):
                         queued += 1
         return queued

@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import WatchlistConfig
+from .config import WatchlistConfig, routes_of
 from .errors import ConfigError, QuerySyntaxError
-from .models import Match, StoryView
+from .models import Match, Route, StoryView
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 _FOLD = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-"})
@@ -64,8 +64,10 @@ class CompiledWatchlist:
         if not matched:
             return None
         why = "; ".join(f"{label}: {detail}" for label, _, detail in results if detail) or "all conditions held"
-        return Match(story_id=view.id, watchlist=self.name, channels=tuple(self.config.spec.channels), why=why,
-                     severity=self.config.spec.severity)
+        spec = self.config.spec
+        routes = tuple(Route(channel=r.channel, mode=r.mode, severity=r.severity or spec.severity, urgent=r.urgent)
+                       for r in routes_of(spec))
+        return Match(story_id=view.id, watchlist=self.name, routes=routes, why=why, severity=spec.severity)
 
 
 def compile_all(configs: Sequence[WatchlistConfig]) -> list[CompiledWatchlist]:
