@@ -37,7 +37,12 @@ def _write_demo_config(root: Path) -> Path:
 
 
 def run_demo() -> int:
+    import logging
+
     from .app import open_app
+
+    if logging.getLogger().level == logging.INFO:  # the demo's output is the alerts, not the log
+        logging.getLogger().setLevel(logging.WARNING)
 
     root = Path(tempfile.mkdtemp(prefix="monitor-demo-"))
     try:

@@ -17,6 +17,7 @@ def receiver() -> Iterator[Receiver]:
     r = start_receiver()
     yield r
     r.server.shutdown()
+    r.server.server_close()
 
 
 @pytest.fixture

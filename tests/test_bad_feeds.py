@@ -94,6 +94,7 @@ def bad_server() -> Iterator[str]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
+    server.server_close()
 
 
 def test_broken_feeds_do_not_stop_or_hang_the_cycle(tmp_path: Path, config_dir: Path, bad_server: str, receiver,
