@@ -86,7 +86,7 @@ def load_scorer(config: Config, state_dir: Path, store: Store, progress: bool = 
         log.error("classifier unavailable: %s", exc)
         return None
     if classifier is not None and settings.threshold is not None:
-        classifier = classify.with_threshold(classifier, settings.threshold)
+        classifier.model.threshold = settings.threshold  # the user's choice overrides the trained one
     return classifier
 
 

@@ -325,8 +325,14 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+def _register_model(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from .cli_model import register
+
+    register(sub)
+
+
 _COMMANDS = [_register_run, _register_demo, _register_check, _register_feeds, _register_stories, _register_alerts,
-             _register_status]
+             _register_status, _register_model]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -296,15 +296,25 @@ def load_config(path: Path) -> Config:
     problems: list[str] = []
     settings_doc = _read(path, problems)
     settings = _validate(settings_doc, MonitorFile, problems) if settings_doc else None
-    if settings is None:
-        raise ConfigError(problems or [f"{path}:1: cannot load settings"])
     base = path.parent
-    settings = settings.model_copy(update={"channels": _expand_channels(settings_doc, settings, base, problems)})
-    feeds = _load_feeds(base / settings.feeds_file, problems)
-    watchlists = _load_watchlists(base / settings.watchlists_dir, set(settings.channels), problems)
-    if problems:
-        raise ConfigError(problems)
+    if settings is not None:
+        assert settings_doc is not None
+        settings = settings.model_copy(update={"channels": _expand_channels(settings_doc, settings, base, problems)})
+    # Validate the other files even when the settings are broken, so every problem is reported at once.
+    raw = settings_doc.data if settings_doc and isinstance(settings_doc.data, dict) else {}
+    feeds_file = settings.feeds_file if settings else _str_or(raw.get("feeds_file"), "feeds.yaml")
+    watch_dir = settings.watchlists_dir if settings else _str_or(raw.get("watchlists_dir"), "watchlists")
+    channels = set(settings.channels) if settings else (set(raw["channels"]) if isinstance(
+        raw.get("channels"), dict) else None)
+    feeds = _load_feeds(base / feeds_file, problems)
+    watchlists = _load_watchlists(base / watch_dir, channels, problems)
+    if problems or settings is None:
+        raise ConfigError(problems or [f"{path}:1: cannot load settings"])
     return Config(path=path, settings=settings, feeds=tuple(feeds), watchlists=tuple(watchlists))
+
+
+def _str_or(value: Any, default: str) -> str:
+    return value if isinstance(value, str) else default
 
 
 def _read(path: Path, problems: list[str]) -> YamlDoc | None:
@@ -346,7 +356,8 @@ def _describe(doc: YamlDoc, model: type[BaseModel], error: Any) -> str:
         known = _fields_at(model, clean[:-1])
         hint = difflib.get_close_matches(str(clean[-1]), known, n=1)
         suggestion = f" (did you mean '{hint[0]}'?)" if hint else (f" (expected one of: {', '.join(known)})" if known else "")
-        return f"{where}: unknown field '{clean[-1]}' in '{dotted}'{suggestion}"
+        inside = f" in '{dotted}'" if len(clean) > 1 else ""
+        return f"{where}: unknown field '{clean[-1]}'{inside}{suggestion}"
     if kind == "missing":
         return f"{doc.where(clean[:-1])}: field '{dotted}' is required"
     message = error["msg"].removeprefix("Value error, ")
@@ -460,7 +471,8 @@ def _default_name(url: str) -> str:
     return host.removeprefix("www.") or url
 
 
-def _load_watchlists(directory: Path, channels: set[str], problems: list[str]) -> list[WatchlistConfig]:
+def _load_watchlists(directory: Path, channels: set[str] | None, problems: list[str]) -> list[WatchlistConfig]:
+    """Every watchlist file; ``channels`` None means the settings are broken and routes cannot be checked."""
     if not directory.is_dir():
         problems.append(f"{directory}:1: watchlists directory not found")
         return []
@@ -470,6 +482,8 @@ def _load_watchlists(directory: Path, channels: set[str], problems: list[str]) -
         doc = _read(path, problems)
         if doc is None:
             continue
+        if channels is not None and isinstance(doc.data, dict):
+            _check_routes(doc, doc.data.get("channels", ["default"]), channels, problems)
         spec = _validate(doc, WatchlistFile, problems)
         if spec is None:
             continue
@@ -478,13 +492,20 @@ def _load_watchlists(directory: Path, channels: set[str], problems: list[str]) -
                             f"{names[spec.name]}")
             continue
         names[spec.name] = path
-        for index, route in enumerate(routes_of(spec)):
-            channel = route.channel
-            if channel not in channels:
-                hint = difflib.get_close_matches(channel, sorted(channels), n=1)
-                extra = f" (did you mean '{hint[0]}'?)" if hint else f" (defined: {', '.join(sorted(channels))})"
-                problems.append(f"{doc.where(('channels', index))}: field 'channels.{index}': unknown channel "
-                                f"'{channel}'{extra}")
         found.append(WatchlistConfig(name=spec.name, path=path, line=1, spec=spec,
                                      query_line=doc.value_lines.get(("query",), 1)))
     return found
+
+
+def _check_routes(doc: YamlDoc, routes: Any, channels: set[str], problems: list[str]) -> None:
+    """Unknown channel names in a watchlist's `channels:` (checked on the raw data, so a watchlist with
+    other errors still gets this one reported)."""
+    if not isinstance(routes, list):
+        return
+    for index, route in enumerate(routes):
+        name = route.get("channel") if isinstance(route, dict) else route
+        if not isinstance(name, str) or name in channels:
+            continue
+        hint = difflib.get_close_matches(name, sorted(channels), n=1)
+        extra = f" (did you mean '{hint[0]}'?)" if hint else f" (defined: {', '.join(sorted(channels))})"
+        problems.append(f"{doc.where(('channels', index))}: field 'channels.{index}': unknown channel '{name}'{extra}")
