@@ -125,7 +125,15 @@ def _v1_initial(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Step] = [_v1_initial]
+def _v2_delivery(conn: sqlite3.Connection) -> None:
+    """Delivery modes: digests, quiet hours, rate limits (owned by the delivery work)."""
+
+
+def _v3_polling(conn: sqlite3.Connection) -> None:
+    """Polling at scale: adaptive intervals, server hints, retention (owned by the polling work)."""
+
+
+MIGRATIONS: list[Step] = [_v1_initial, _v2_delivery, _v3_polling]
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
