@@ -59,13 +59,12 @@ def open_app(config_path: Path, state_dir: Path, clock: Clock = utcnow, with_sco
 
 
 def needs_scorer(watchlists: list[CompiledWatchlist]) -> bool:
-    """Does any watchlist use the classifier (min_score, subtopics or score conditions in a query)?"""
+    """Does any watchlist use the classifier (min_score, subtopics or score/subtopic clauses in a query)?"""
     for watchlist in watchlists:
         spec = watchlist.config.spec
         if spec.min_score is not None or spec.subtopics:
             return True
-        query = spec.query or ""
-        if "score" in query or "subtopic:" in query:
+        if watchlist.query is not None and watchlist.query.uses_classifier:
             return True
     return False
 
