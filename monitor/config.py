@@ -225,7 +225,8 @@ class WatchlistFile(_Strict):
     keywords: KeywordRules | None = None
     query: str | None = None
     entities: dict[str, list[str]] = {}
-    min_score: float | None = Field(None, ge=0, le=1)
+    # the classifier's relevance score; "auto" = the threshold chosen on held-out data when the model was trained
+    min_score: Annotated[float, Field(ge=0, le=1)] | Literal["auto"] | None = None
     subtopics: list[str] = []
     sources: list[str] = []  # feed names or tags; empty = every feed
     tests: WatchlistTests | None = None

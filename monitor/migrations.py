@@ -60,7 +60,8 @@ def _v1_initial(conn: sqlite3.Connection) -> None:
             score REAL,
             subtopics TEXT NOT NULL DEFAULT '[]',
             top_terms TEXT NOT NULL DEFAULT '[]',
-            model_version TEXT
+            model_version TEXT,
+            score_threshold REAL
         );
         CREATE INDEX stories_first_seen ON stories(first_seen_at);
         CREATE TABLE entries (

@@ -85,6 +85,7 @@ class Verdict:
     subtopics: tuple[str, ...] = ()
     top_terms: tuple[str, ...] = ()
     model_version: str = ""
+    threshold: float | None = None  # the model's alert threshold (chosen on held-out data) when scored
 
 
 @dataclass(frozen=True)

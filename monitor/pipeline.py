@@ -6,6 +6,7 @@ Each stage is a function of values; this module composes them. Only the stores, 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -36,6 +37,9 @@ def utcnow() -> datetime:
 
 
 class Scorer(Protocol):
+    @property
+    def threshold(self) -> float: ...
+
     def predict(self, title: str, summary: str) -> Verdict: ...
 
 
@@ -238,6 +242,8 @@ class Pipeline:
         view = row.view
         if self.scorer is not None:
             verdict = self.scorer.predict(view.title, view.summary)
+            if verdict.threshold is None:
+                verdict = dataclasses.replace(verdict, threshold=self.scorer.threshold)
             self.store.set_verdict(story_id, verdict)
             row = self.store.story(story_id)
             assert row is not None

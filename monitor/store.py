@@ -243,7 +243,8 @@ class Store:
     def set_verdict(self, story_id: int, verdict: Verdict) -> None:
         self.db["stories"].update(story_id, {"score": verdict.score, "subtopics": json.dumps(list(verdict.subtopics)),
                                              "top_terms": json.dumps(list(verdict.top_terms)),
-                                             "model_version": verdict.model_version})
+                                             "model_version": verdict.model_version,
+                                             "score_threshold": verdict.threshold})
 
     def story(self, story_id: int) -> StoryRow | None:
         rows = self._rows(_STORY_SQL + " WHERE s.id = ?", [story_id])
@@ -351,7 +352,8 @@ def _story_row(r: dict[str, Any]) -> StoryRow:
     verdict = None
     if r["score"] is not None:
         verdict = Verdict(score=r["score"], subtopics=tuple(json.loads(r["subtopics"])),
-                          top_terms=tuple(json.loads(r["top_terms"])), model_version=r["model_version"] or "")
+                          top_terms=tuple(json.loads(r["top_terms"])), model_version=r["model_version"] or "",
+                          threshold=r["score_threshold"])
     sources = tuple(json.loads(r["sources"]))
     published = from_ts(r["published_at"])
     assert published is not None

@@ -150,12 +150,18 @@ def _describe_found(found: list[str]) -> tuple[bool, str]:
     return (bool(found), ", ".join(found[:5]) if found else "no keyword found")
 
 
-def _score_check(minimum: float) -> Check:
+def _score_check(minimum: float | str) -> Check:
+    """score >= minimum; "auto" uses the threshold the model chose on held-out data (carried by the verdict)."""
+
     def test(view: StoryView, text: str) -> tuple[bool, str]:
-        if view.verdict is None:
+        verdict = view.verdict
+        if verdict is None:
             return False, "no classifier score"
-        terms = f" (terms: {', '.join(view.verdict.top_terms[:5])})" if view.verdict.top_terms else ""
-        return view.verdict.score >= minimum, f"{view.verdict.score:.2f} >= {minimum:.2f}{terms}"
+        bar = verdict.threshold if minimum == "auto" else float(minimum)
+        if bar is None:
+            return False, "the model gave no threshold"
+        terms = f" (terms: {', '.join(verdict.top_terms[:5])})" if verdict.top_terms else ""
+        return verdict.score >= bar, f"{verdict.score:.2f} >= {bar:.2f}{terms}"
 
     return Check("score", test)
 
