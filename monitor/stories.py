@@ -21,23 +21,29 @@ entries inside the window. Memory is bounded by the window: members older than i
 
 from __future__ import annotations
 
+import functools
 import heapq
 import html
 import re
 import unicodedata
 import zlib
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
-from datasketch import MinHash, MinHashLSH
+from datasketch import MinHash, MinHashLSH  # type: ignore[import-untyped]
 
-SHINGLE_N = 2  # word bigrams: measured best against unigrams and trigrams (bench_dedup.py --shingles)
+SHINGLE_N = 3  # word trigrams: same recall as 1-2, fewest false merges (bench_dedup.py --shingles)
 TEXT_SAME = 0.5  # summary-shingle containment that alone means "same story"
-TITLE_SAME = 0.6  # title content-term overlap that means "same story" absent contrary evidence
-TEXT_CONTRARY = 0.12  # with both summaries substantive, containment below this vetoes a title match
+TITLE_SAME = 0.7  # title content-term overlap that means "same story" absent contrary evidence
+TEXT_CONTRARY = 0.2  # with both summaries substantive, containment below this vetoes a title match
+COVER_SAME = 0.65  # a headline-only entry whose terms the other entry mentions this fully ...
+TITLE_SUPPORT = 0.2  # ... and whose headline shares at least this much with the other headline
+STORY_COVER_SAME = 0.8  # a headline-only entry whose terms the story's members mention this fully
 MIN_SUMMARY_TOKENS = 8  # a summary shorter than this is treated as missing
+WEAK_TERMS = {"china": 0.25, "us": 0.25}  # in nearly every headline this monitor sees
 RARE_TERMS = 4  # title terms (rarest first) used to look up candidates
 POSTING_CAP = 5000  # terms in more window titles than this are too common to look up
 
@@ -79,10 +85,7 @@ _SYNONYMS = {
     "defence": "defense", "licence": "license", "licences": "license", "programme": "program",
 }
 _STOP = frozenset(
-    "a an the and or but of to in on at for from by with as is are was were be been has have had it its this "
-    "that these those into over after amid about against than then up out off new says said say report "
-    "reports reported could would will may might can not no more most some all any two three one first "
-    "what why how who which while since near under via s".split())
+    ["a", "an", "the", "and", "or", "but", "of", "to", "in", "on", "at", "for", "from", "by", "with", "as", "is", "are", "was", "were", "be", "been", "has", "have", "had", "it", "its", "this", "that", "these", "those", "into", "over", "after", "amid", "about", "against", "than", "then", "up", "out", "off", "new", "says", "said", "say", "report", "reports", "reported", "could", "would", "will", "may", "might", "can", "not", "no", "more", "most", "some", "all", "any", "two", "three", "one", "first", "what", "why", "how", "who", "which", "while", "since", "near", "under", "via", "s"])
 
 
 @dataclass(frozen=True)
@@ -97,10 +100,11 @@ class StoryMatch:
 @dataclass(frozen=True)
 class _Features:
     terms: frozenset[str]  # content terms of the title (stemmed, synonyms folded)
+    known: frozenset[str]  # content terms and numbers of title and summary together
     numbers: frozenset[str]  # numbers in the title
     names: frozenset[str]  # capitalized words in the title, as content terms
     shingles: frozenset[int]  # hashed shingles of the normalized summary
-    text: tuple[int, ...]  # hashed shingles of normalized title+summary, for the LSH
+    text: frozenset[int]  # hashed shingles of normalized title+summary, for the LSH
 
 
 @dataclass(frozen=True)
@@ -160,20 +164,23 @@ def normalize_text(title: str, summary: str) -> str:
     return " ".join(filter(None, [normalize_title(title), " ".join(_tokens(_clean_summary(summary)))]))
 
 
-def shingles(text: str, n: int = SHINGLE_N) -> set[str]:
-    """Word n-grams of already normalized text; a text shorter than n is one shingle."""
+def shingles(text: str, n: int | None = None) -> set[str]:
+    """Word n-grams (default SHINGLE_N) of normalized text; a text shorter than n is one shingle."""
+    n = n or SHINGLE_N
     words = text.split()
     if len(words) <= n:
         return {" ".join(words)} if words else set()
     return {" ".join(words[i: i + n]) for i in range(len(words) - n + 1)}
 
 
+@functools.lru_cache(maxsize=65536)
 def _stem(word: str) -> str:
     word = _SYNONYMS.get(word, word)
     if len(word) > 4 and word.endswith("ies"):
         return word[:-3] + "y"
     if len(word) > 5 and word.endswith(("ing", "ed")):
-        return word[: -3 if word.endswith("ing") else -2]
+        word = word[: -3 if word.endswith("ing") else -2]
+        return word[:-1] if word[-1] == word[-2] and word[-1] not in "aeiousl" else word
     if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
         return word[:-1]
     return word
@@ -191,14 +198,16 @@ def _features(title: str, summary: str) -> _Features:
     clean_title = _strip_outlet(_fold(title))
     words = _tokens(clean_title)
     summary_words = _tokens(_clean_summary(summary))
-    caps = [w for w in re.findall(r"\b[A-Z][\w-]*", clean_title)[1:] if w.lower() not in _STOP]
+    caps = [w for w in re.findall(r"\b[A-Z][\w-]*", clean_title) if w.lower() not in _STOP]
     body = summary_words if len(summary_words) >= MIN_SUMMARY_TOKENS else []
+    terms = _terms(words)
     return _Features(
-        terms=_terms(words),
+        terms=terms,
+        known=terms | _terms(body),
         numbers=frozenset(w for w in words if w[:1].isdigit()),
         names=_terms(t for w in caps for t in _tokens(w)),
         shingles=_hash(shingles(" ".join(body))),
-        text=tuple(_hash(shingles(" ".join(words + summary_words)))),
+        text=_hash(shingles(" ".join(words + summary_words))),
     )
 
 
@@ -208,30 +217,45 @@ def _containment(a: frozenset[int], b: frozenset[int]) -> float:
     return len(a & b) / min(len(a), len(b))
 
 
+def _weight(terms: Iterable[str]) -> float:
+    return sum(WEAK_TERMS.get(t, 1.0) for t in terms)
+
+
 def _title_overlap(a: _Features, b: _Features) -> float:
+    """Weighted overlap of the two headlines' content terms."""
     if not a.terms or not b.terms:
         return 0.0
-    return len(a.terms & b.terms) / min(len(a.terms), len(b.terms))
+    return 2 * _weight(a.terms & b.terms) / (_weight(a.terms) + _weight(b.terms))
+
+
+def _coverage(a: _Features, b: _Features) -> float:
+    """Weighted share of a's headline terms that b mentions anywhere (title or summary)."""
+    return _weight(a.terms & b.known) / _weight(a.terms) if a.terms else 0.0
 
 
 def _specifics_differ(a: _Features, b: _Features) -> bool:
-    """True when the headlines name different numbers, or each names something the other lacks."""
-    if a.numbers and b.numbers and not a.numbers & b.numbers:
+    """True when each side has a number or a name in its headline that the other never mentions."""
+    if a.numbers and b.numbers and not a.numbers & b.known and not b.numbers & a.known:
         return True
-    return bool(a.names - b.terms) and bool(b.names - a.terms)
+    return bool(a.names - b.known) and bool(b.names - a.known)
 
 
 def score(a: _Features, b: _Features) -> float:
     """Similarity in 0..1 when ``a`` and ``b`` are the same story by the rule above, else 0."""
+    if a.text and a.text == b.text:
+        return 1.0
     text = _containment(a.shingles, b.shingles)
     if text >= TEXT_SAME:
         return text
+    if _specifics_differ(a, b):
+        return 0.0
     title = _title_overlap(a, b)
-    if title < TITLE_SAME or _specifics_differ(a, b):
-        return 0.0
-    if a.shingles and b.shingles and text < TEXT_CONTRARY:
-        return 0.0
-    return title
+    if a.shingles and b.shingles:
+        same = text >= TEXT_CONTRARY and max(title, min(_coverage(a, b), _coverage(b, a))) >= TITLE_SAME
+        return max(title, text) if same else 0.0
+    cover = max(_coverage(a, b) if not a.shingles else 0.0, _coverage(b, a) if not b.shingles else 0.0)
+    same = title >= TITLE_SAME or (cover >= COVER_SAME and title >= TITLE_SUPPORT)
+    return max(title, cover) if same else 0.0
 
 
 class StoryIndex:
@@ -246,26 +270,29 @@ class StoryIndex:
         self._members: dict[int, _Member] = {}
         self._postings: dict[str, set[int]] = {}
         self._heap: list[tuple[datetime, int]] = []
+        self._story_terms: dict[int, Counter[str]] = {}  # every term the story's members mention
         self._newest: datetime | None = None
+        self._last: tuple[str, str, _Features, MinHash | None] | None = None  # match() then add() reuse
 
     def __len__(self) -> int:
         return len(self._members)
 
     def match(self, title: str, summary: str, when: datetime) -> StoryMatch | None:
         """The best story within the window that this entry is a copy of, or None for a new story."""
-        return self._best(_features(title, summary), when)
+        return self._best(self._analyse(title, summary), when)
 
     def add(self, entry_key: int, story_id: int, title: str, summary: str, when: datetime) -> None:
         """Remember an entry as a member of ``story_id``; evicts members older than the window."""
         if entry_key in self._members:
             self._remove(entry_key)
-        feats = _features(title, summary)
+        feats = self._analyse(title, summary)
         member = _Member(entry_key, story_id, when, feats)
         self._members[entry_key] = member
         if feats.text:
-            self._lsh.insert(entry_key, self._minhash(feats.text))
+            self._lsh.insert(entry_key, self._minhash_of(title, summary, feats))
         for term in feats.terms:
             self._postings.setdefault(term, set()).add(entry_key)
+        self._story_terms.setdefault(story_id, Counter()).update(feats.known)
         heapq.heappush(self._heap, (when, entry_key))
         if self._newest is None or when > self._newest:
             self._newest = when
@@ -291,14 +318,47 @@ class StoryIndex:
             posting.discard(key)
             if not posting:
                 del self._postings[term]
+        vocab = self._story_terms[member.story_id]
+        vocab.subtract(member.features.known)
+        if not +vocab:
+            del self._story_terms[member.story_id]
+        else:
+            self._story_terms[member.story_id] = +vocab
 
-    def _minhash(self, hashes: tuple[int, ...]) -> MinHash:
+    def _analyse(self, title: str, summary: str) -> _Features:
+        if self._last is not None and self._last[0] == title and self._last[1] == summary:
+            return self._last[2]
+        feats = _features(title, summary)
+        self._last = (title, summary, feats, None)
+        return feats
+
+    def _minhash_of(self, title: str, summary: str, feats: _Features) -> MinHash:
+        if self._last is not None and self._last[2] is feats and self._last[3] is not None:
+            return self._last[3]
+        mh = self._minhash(feats.text)
+        if self._last is not None and self._last[2] is feats:
+            self._last = (title, summary, feats, mh)
+        return mh
+
+    def _minhash(self, hashes: frozenset[int]) -> MinHash:
         mh = MinHash(num_perm=self._num_perm, hashfunc=int, permutations=self._perms, scheme="affine32")
         mh.update_batch(np.fromiter(hashes, dtype=np.uint32, count=len(hashes)))
         return mh
 
+    def _story_cover(self, feats: _Features, member: _Member) -> float:
+        """A headline-only entry against everything the candidate's story mentions."""
+        vocab = self._story_terms[member.story_id]
+        cover = _weight(t for t in feats.terms if t in vocab) / _weight(feats.terms)
+        if cover < STORY_COVER_SAME or _specifics_differ(feats, member.features):
+            return 0.0
+        return cover
+
     def _candidates(self, feats: _Features) -> set[int]:
-        found: set[int] = set(self._lsh.query(self._minhash(feats.text))) if feats.text else set()
+        found: set[int] = set()
+        if feats.text and self._last is not None and self._last[2] is feats:
+            found.update(self._lsh.query(self._minhash_of(self._last[0], self._last[1], feats)))
+        elif feats.text:
+            found.update(self._lsh.query(self._minhash(feats.text)))
         sized = sorted((len(self._postings.get(t, ())), t) for t in feats.terms)
         for size, term in [st for st in sized if 0 < st[0] <= POSTING_CAP][:RARE_TERMS]:
             found |= self._postings[term]
@@ -311,6 +371,8 @@ class StoryIndex:
             if abs(when - member.when) > self.window:
                 continue
             sim = score(feats, member.features)
+            if not sim and not feats.shingles:
+                sim = self._story_cover(feats, member)
             if sim > 0 and (best is None or sim > best.similarity):
                 best = StoryMatch(member.story_id, sim, key)
         return best

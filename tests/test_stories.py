@@ -1,0 +1,136 @@
+"""Near-duplicate story clustering: real StoryIndex, small inline fixtures."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.stories import StoryIndex, normalize_text, normalize_title, shingles
+
+T0 = datetime(2024, 5, 1, 12, tzinfo=UTC)
+WIRE = ("The US Commerce Department added Huawei Technologies and 70 affiliates to its Entity List, a move that "
+        "bars the company from buying parts and components from US firms without government approval.")
+
+
+def _feed(index: StoryIndex, items: list[tuple[str, str]], start: datetime = T0) -> list[int]:
+    """Match-or-create for each item, 3 hours apart; returns the story id of each."""
+    ids = []
+    for i, (title, summary) in enumerate(items):
+        when = start + timedelta(hours=3 * i)
+        m = index.match(title, summary, when)
+        story = m.story_id if m else 100 + len(index) + i
+        index.add(1000 + i + len(index), story, title, summary, when)
+        ids.append(story)
+    return ids
+
+
+def test_normalize_title_strips_outlets_and_entities() -> None:
+    assert normalize_title("EXCLUSIVE: US puts Huawei on trade blacklist - Reuters") == "us puts huawei on trade blacklist"
+    assert normalize_title("China&#8217;s &quot;Volt Typhoon&quot; | South China Morning Post") == "china volt typhoon"
+    assert normalize_title("UPDATE 2-TSMC gets $6.6 billion grant") == "tsmc gets 6.6 billion grant"
+    assert normalize_title("China hits back - again") == "china hits back again"
+
+
+def test_normalize_text_drops_boilerplate() -> None:
+    summary = ("WASHINGTON (AP) — Chips are scarce. […] The post Chips are scarce appeared first on Example News. ")
+    assert normalize_text("Chips", summary) == "chips chips are scarce"
+    assert normalize_text("X", "By Staff Writer | Chips are scarce. Continue reading…") == "x chips are scarce"
+
+
+def test_shingles_short_text_is_one_shingle() -> None:
+    assert shingles("a b", 3) == {"a b"}
+    assert shingles("a b c d", 3) == {"a b c", "b c d"}
+    assert shingles("", 3) == set()
+
+
+def test_syndicated_variants_merge() -> None:
+    ids = _feed(StoryIndex(), [
+        ("US puts Huawei on trade blacklist - Reuters", WIRE),
+        ("EXCLUSIVE: Huawei barred from buying US parts without approval | SCMP", WIRE.split(",")[0] + ". Read more"),
+        ("America blacklists Huawei and 70 affiliates", "By Jane Doe (Reuters) - " + WIRE + " Continue reading…"),
+        ("US puts Huawei on trade blacklist &#8212; AP News", ""),
+    ])
+    assert len(set(ids)) == 1
+
+
+def test_headline_only_entries_cluster_by_title() -> None:
+    ids = _feed(StoryIndex(), [
+        ("Judge blocks Montana's TikTok ban - Reuters", ""),
+        ("Judge blocks Montana&#8217;s TikTok ban | The Guardian", ""),
+    ])
+    assert ids[0] == ids[1]
+
+
+def test_same_topic_distinct_stories_stay_apart() -> None:
+    ids = _feed(StoryIndex(), [
+        ("US adds SMIC and DJI to Entity List",
+         ("The Commerce Department added China's biggest chipmaker SMIC and drone maker DJI to its trade "
+          "blacklist, citing military ties.")),
+        ("US adds YMTC and 35 other Chinese firms to Entity List",
+         ("The Commerce Department added memory maker Yangtze Memory Technologies and 35 other Chinese entities "
+          "to its trade blacklist.")),
+        ("Chinese coast guard fires water cannon at Philippine ships near Scarborough Shoal",
+         "Manila said a coast guard ship and a fisheries vessel were damaged near the shoal on Tuesday."),
+        ("Chinese coast guard fires water cannon at Philippine ships near Second Thomas Shoal",
+         "Manila said resupply boats were hit and several crew members were injured during the mission."),
+    ])
+    assert len(set(ids)) == 4
+
+
+def test_copy_outside_window_is_a_new_story() -> None:
+    index = StoryIndex(window=timedelta(hours=72))
+    index.add(1, 7, "Judge blocks Montana's TikTok ban", WIRE, T0)
+    assert index.match("Judge blocks Montana's TikTok ban", WIRE, T0 + timedelta(hours=71)) is not None
+    assert index.match("Judge blocks Montana's TikTok ban", WIRE, T0 + timedelta(days=10)) is None
+
+
+def test_eviction_bounds_memory() -> None:
+    index = StoryIndex(window=timedelta(hours=24))
+    for i in range(200):  # one entry an hour for 200 hours
+        when = T0 + timedelta(hours=i)
+        index.add(i, i, f"Story number {i} about topic{i}", f"Body words for entry {i} token{i} more words", when)
+    assert len(index) <= 26
+    held = len(index)
+    assert index.evict(T0 + timedelta(days=30)) == held
+    assert len(index) == 0
+
+
+def test_evict_returns_count_and_match_ignores_old() -> None:
+    index = StoryIndex(window=timedelta(hours=10))
+    index.add(1, 1, "Old story about Nvidia antitrust probe", "", T0)
+    index.add(2, 2, "New story about BYD sales record", "", T0 + timedelta(hours=5))
+    assert index.evict(T0 + timedelta(hours=12)) == 1
+    assert len(index) == 1
+    assert index.match("Old story about Nvidia antitrust probe", "", T0 + timedelta(hours=12)) is None
+
+
+def test_readding_a_key_replaces_it() -> None:
+    index = StoryIndex()
+    index.add(1, 1, "Huawei phone uses SMIC 7nm chip", WIRE, T0)
+    index.add(1, 2, "Huawei phone uses SMIC 7nm chip", WIRE, T0)
+    assert len(index) == 1
+    m = index.match("Huawei phone uses SMIC 7nm chip", WIRE, T0)
+    assert m is not None and m.story_id == 2
+
+
+_titles = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), max_size=80)
+_words = st.lists(st.sampled_from(["china", "us", "chip", "huawei", "ban", "export", "tiktok", "court", "rule", "hack", "typhoon", "12", "140", "nvidia", "entity", "list", "treasury", "sanction", "the", "of"]), min_size=1, max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_titles)
+def test_normalize_title_is_idempotent(title: str) -> None:
+    once = normalize_title(title)
+    assert normalize_title(once) == once
+
+
+@settings(max_examples=60, deadline=None)
+@given(_words, st.lists(st.sampled_from(["the", "rule", "was", "set", "by", "officials", "on", "monday", "after", "talks"]), max_size=20))
+def test_same_text_twice_always_matches(title_words: list[str], summary_words: list[str]) -> None:
+    title, summary = " ".join(title_words), " ".join(summary_words)
+    index = StoryIndex()
+    index.add(1, 42, title, summary, T0)
+    m = index.match(title, summary, T0 + timedelta(hours=1))
+    assert m is not None and m.story_id == 42
