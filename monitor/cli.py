@@ -7,7 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from . import __version__
@@ -70,7 +70,7 @@ def _apply_log_level(level: str, args: argparse.Namespace) -> None:
         logging.getLogger().setLevel(level)
 
 
-# -- run / demo / check ----------------------------------------------------------------------------------
+# -- run / demo ----------------------------------------------------------------------------------------
 
 def _register_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("run", help="run the daemon (or one cycle with --once)")
@@ -110,40 +110,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo()
 
 
-def _register_check(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("check", help="validate the configuration and run watchlist tests")
-    p.set_defaults(handler=cmd_check)
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    from .app import load_validated
-    from .watchlists import run_examples
-
-    config_path, _ = _paths(args)
-    config, watchlists = load_validated(config_path)
-    failures = [failure for w in watchlists if not _uses_classifier(w) for failure in run_examples(w)]
-    enabled = sum(1 for f in config.feeds if f.enabled)
-    print(f"{config.path}: OK")
-    print(f"  feeds: {len(config.feeds)} ({enabled} enabled)")
-    print(f"  watchlists: {', '.join(w.name for w in watchlists) or 'none'}")
-    channels = ", ".join(f"{name} ({len(urls)} URL{_plural(len(urls))})" for name, urls in config.channels.items())
-    print(f"  channels: {channels}")
-    max_age = config.settings.alerts.max_age
-    print(f"  alerts.max_age: {'none' if max_age is None else f'{max_age / 3600:g}h'}")
-    if failures:
-        print(f"watchlist tests: {len(failures)} failed", file=sys.stderr)
-        for failure in failures:
-            print(f"  {failure}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _uses_classifier(watchlist: object) -> bool:
-    from .app import needs_scorer
-
-    return needs_scorer([watchlist])  # type: ignore[list-item]
-
-
 # -- inspection ------------------------------------------------------------------------------------------
 
 def _open_store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -151,48 +117,6 @@ def _open_store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
     _, state_dir = _paths(args)
     return Store.open(state_dir)
-
-
-def _register_feeds(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("feeds", help="list feeds with their health")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(handler=cmd_feeds)
-
-
-def cmd_feeds(args: argparse.Namespace) -> int:
-    store = _open_store(args)
-    rows = store.feed_rows()
-    store.close()
-    if args.json:
-        print(json.dumps([_feed_json(r) for r in rows], indent=2))
-        return 0
-    if not rows:
-        print("no feeds polled yet (run `monitor run --once`)")
-        return 0
-    print(f"{'STATUS':<9} {'ERRS':>4} {'ENTRIES':>7}  {'LAST POLL':<17} FEED")
-    for r in rows:
-        print(f"{_feed_status(r):<9} {r.state.error_count:>4} {r.entry_count:>7}  {_when(r.last_polled_at):<17} "
-              f"{r.state.name} <{r.state.url}>")
-        if r.state.last_error:
-            print(f"{'':<9} {'':>4} {'':>7}  {'':<17} last error: {r.state.last_error}")
-    return 0
-
-
-def _feed_status(row) -> str:  # type: ignore[no-untyped-def]
-    if not row.in_config:
-        return "removed"
-    if not row.state.enabled:
-        return "disabled"
-    if row.last_polled_at is None:
-        return "new"
-    return "failing" if row.state.error_count else "ok"
-
-
-def _feed_json(row) -> dict:  # type: ignore[no-untyped-def,type-arg]
-    return {"name": row.state.name, "url": row.state.url, "status": _feed_status(row), "tags": list(row.state.tags),
-            "error_count": row.state.error_count, "last_error": row.state.last_error, "last_status": row.last_status,
-            "last_polled_at": _iso(row.last_polled_at), "last_ok_at": _iso(row.last_ok_at),
-            "next_due_at": _iso(row.next_due_at), "entries": row.entry_count, "disabled_reason": row.disabled_reason}
 
 
 def _register_stories(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -235,49 +159,10 @@ def _story_json(row, members) -> dict:  # type: ignore[no-untyped-def,type-arg]
                          "first_seen": m["first_seen_at"]} for m in members]}
 
 
-def _register_alerts(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("alerts", help="recent alerts with their delivery state; `alerts retry` re-queues failed ones")
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--pending", action="store_true", help="only alerts waiting to be sent")
-    group.add_argument("--failed", action="store_true", help="only alerts that gave up")
-    p.add_argument("--limit", type=int, default=50)
-    p.add_argument("--json", action="store_true")
-    p.add_argument("action", nargs="?", choices=["retry"], help="retry ID... or --all-failed")
-    p.add_argument("ids", nargs="*", type=int)
-    p.add_argument("--all-failed", action="store_true", help="with `retry`: re-queue every failed alert")
-    p.set_defaults(handler=cmd_alerts)
+def _register_delivery(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from .cli_delivery import register  # alerts, alerts retry, notify test (delivery work)
 
-
-def cmd_alerts(args: argparse.Namespace) -> int:
-    store = _open_store(args)
-    try:
-        if args.action == "retry":
-            if not args.ids and not args.all_failed:
-                print("usage: monitor alerts retry ID [ID...] | --all-failed", file=sys.stderr)
-                return 2
-            count = store.retry_alerts(None if args.all_failed else args.ids, datetime.now(timezone.utc))
-            print(f"re-queued {count} alert{'s' if count != 1 else ''}; they go out on the next cycle")
-            return 0
-        state = "pending" if args.pending else "failed" if args.failed else None
-        rows = store.alerts(state=state, limit=args.limit)
-    finally:
-        store.close()
-    if args.json:
-        print(json.dumps([{"id": r.alert.id, "story_id": r.alert.story_id, "watchlist": r.alert.watchlist,
-                           "channel": r.alert.channel, "state": r.alert.state, "attempts": r.alert.attempts,
-                           "title": r.alert.title, "link": r.alert.link, "last_error": r.alert.last_error,
-                           "created_at": _iso(r.alert.created_at), "sent_at": _iso(r.sent_at)} for r in rows],
-                         indent=2, ensure_ascii=False))
-        return 0
-    if not rows:
-        print("no alerts" + (f" {state}" if state else ""))
-    for r in rows:
-        a = r.alert
-        print(f"#{a.id} {a.state:<7} {a.channel:<10} {a.watchlist:<24} {a.title}")
-        print(f"    {a.link}")
-        if a.last_error and a.state != "sent":
-            print(f"    attempts {a.attempts}, last error: {a.last_error}")
-    return 0
+    register(sub)
 
 
 def _register_status(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -288,16 +173,20 @@ def _register_status(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
 def cmd_status(args: argparse.Namespace) -> int:
     store = _open_store(args)
     last = store.get_meta("last_cycle")
-    rows = store.feed_rows()
-    counts, alert_counts = store.counts(), store.count_alerts()
+    rows, poll = store.feed_rows(), store.poll_rows()
+    counts = store.counts()
     size = store.path.stat().st_size if store.path.exists() else 0
-    store.close()
+    from .cli_feeds import polling_status
     failing = [r for r in rows if r.in_config and r.state.error_count]
     print(f"database: {store.path} ({size / 1e6:.1f} MB): {counts['entries']} entries, {counts['stories']} stories")
-    print(f"feeds: {sum(1 for r in rows if r.in_config)} configured, {len(failing)} failing")
+    for line in polling_status(store, rows, poll):  # polling work: health flags, due feeds, size report
+        print(line)
     for r in failing[:10]:
-        print(f"  failing: {r.state.name}: {r.state.last_error} ({r.state.error_count} in a row)")
-    print("alerts: " + ", ".join(f"{alert_counts.get(s, 0)} {s}" for s in ("pending", "sent", "failed")))
+        print(f"  error: {r.state.name}: {r.state.last_error} ({r.state.error_count} in a row)")
+    from .cli_delivery import delivery_status
+    for line in delivery_status(store, _paths(args)[0]):  # delivery work: failed alerts, digests
+        print(line)
+    store.close()
     if last:
         print(f"last cycle: {last['started_at']} took {last['duration_s']}s: {last['feeds_polled']} feeds polled, "
               f"{last['entries_new']} new entries, {last['alerts_sent']} alerts sent")
@@ -331,7 +220,19 @@ def _register_model(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     register(sub)
 
 
-_COMMANDS = [_register_run, _register_demo, _register_check, _register_feeds, _register_stories, _register_alerts,
+def _register_feeds(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from .cli_feeds import register  # feeds list/add/remove/import/export and prune (polling work)
+
+    register(sub)
+
+
+def _register_watchlists(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from .cli_watchlists import register  # check, replay, explain
+
+    register(sub)
+
+
+_COMMANDS = [_register_run, _register_demo, _register_watchlists, _register_feeds, _register_stories, _register_delivery,
              _register_status, _register_model]
 
 if __name__ == "__main__":

@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import ConfigError
 from .yamlsource import YamlDoc, YamlSyntaxError, load_yaml
@@ -75,6 +83,11 @@ class PollSettings(_Strict):
     tick: Duration = 30.0  # how often the daemon asks the store which feeds are due
     backoff_max: Duration = 6 * 3600.0
     failing_after: int = Field(5, ge=1)  # consecutive errors before a feed is flagged as failing
+    # -- polling at scale (issue 5) --
+    adaptive: bool = True  # feeds without their own `interval` follow their observed publishing rate
+    polls_per_entry: float = Field(2.0, gt=0, le=20)  # adaptive target: about this many polls per new entry
+    failing_channel: str | None = None  # a channel told once when a feed starts failing (None: logs only)
+    parse_workers: int | None = Field(None, ge=0, le=64)  # parser processes; None = CPU count, 0/1 = in-process
 
 
 class FetchSettings(_Strict):
@@ -91,6 +104,17 @@ class AlertSettings(_Strict):
     retry_base: Duration = 60.0
     retry_max_age: Duration = 24 * 3600.0  # after this an undeliverable alert is marked failed
     send_timeout: Duration = 30.0
+
+
+class RetentionSettings(_Strict):
+    entry_days: float | None = Field(90, ge=1)  # entry bodies older than this are pruned; None keeps them
+    every: Duration = 24 * 3600.0  # how often the daemon prunes and runs PRAGMA optimize
+
+
+class MetricsSettings(_Strict):
+    enabled: bool = False  # a Prometheus endpoint (needs the prometheus-client package)
+    host: str = "127.0.0.1"  # localhost only by default: the figures are not for the world
+    port: int = Field(9464, ge=1, le=65535)
 
 
 class StorySettings(_Strict):
@@ -126,6 +150,13 @@ class DigestSchedule(_Strict):
     def _single_time(cls, value: Any) -> Any:
         return [value] if isinstance(value, (str, int)) else value
 
+    @field_validator("every")
+    @classmethod
+    def _sensible_period(cls, value: float | None) -> float | None:
+        if value is not None and value < 60:
+            raise ValueError("a digest period must be at least 1m")
+        return value
+
 
 class QuietHours(_Strict):
     start: ClockTime  # local time the quiet window begins, e.g. "22:00"
@@ -150,12 +181,15 @@ class MonitorFile(_Strict):
     templates_dir: str = "templates"  # user overrides of the alert templates
     feeds_file: str = "feeds.yaml"
     watchlists_dir: str = "watchlists"
+    entities_file: str | None = None  # shared entity groups, usable as @name in every watchlist (issue 7)
     channels: dict[str, list[str] | ChannelSpec]
     poll: PollSettings = PollSettings()
     fetch: FetchSettings = FetchSettings()
     alerts: AlertSettings = AlertSettings()
     stories: StorySettings = StorySettings()
     classifier: ClassifierSettings = ClassifierSettings()
+    retention: RetentionSettings = RetentionSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @field_validator("channels")
     @classmethod
@@ -163,6 +197,14 @@ class MonitorFile(_Strict):
         if "default" not in value:
             raise ValueError("a channel named 'default' is required")
         return value
+
+    @model_validator(mode="after")
+    def _failing_channel_exists(self) -> MonitorFile:
+        wanted = self.poll.failing_channel
+        if wanted is not None and wanted not in self.channels:
+            raise ValueError(f"poll.failing_channel: unknown channel {wanted!r} "
+                             f"(defined: {', '.join(sorted(self.channels))})")
+        return self
 
     @field_validator("timezone")
     @classmethod
@@ -248,6 +290,7 @@ class WatchlistConfig:
     line: int  # where the file starts; query errors are offset from the 'query:' line
     spec: WatchlistFile
     query_line: int = 1
+    entities_file: Path | None = None  # the shared entity file named in monitor.yaml (issue 7)
 
 
 @dataclass(frozen=True)
@@ -269,6 +312,11 @@ class Config:
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.settings.timezone)
+
+    @property
+    def entities_path(self) -> Path | None:
+        """The shared entity file (``entities_file``), for file watching; None when not set."""
+        return self.path.parent / self.settings.entities_file if self.settings.entities_file else None
 
     @property
     def templates_dir(self) -> Path:
@@ -308,7 +356,8 @@ def load_config(path: Path) -> Config:
     channels = set(settings.channels) if settings else (set(raw["channels"]) if isinstance(
         raw.get("channels"), dict) else None)
     feeds = _load_feeds(base / feeds_file, problems)
-    watchlists = _load_watchlists(base / watch_dir, channels, problems)
+    entities_file = base / settings.entities_file if settings and settings.entities_file else None
+    watchlists = _load_watchlists(base / watch_dir, channels, problems, entities_file)
     if problems or settings is None:
         raise ConfigError(problems or [f"{path}:1: cannot load settings"])
     return Config(path=path, settings=settings, feeds=tuple(feeds), watchlists=tuple(watchlists))
@@ -439,6 +488,13 @@ def _expand_channels(doc: YamlDoc, settings: MonitorFile, base: Path,
     return expanded
 
 
+def load_feeds_file(path: Path) -> tuple[list[FeedConfig], list[str]]:
+    """Only the feed list (for `monitor feeds add/remove/import`): the feeds and every problem found."""
+    problems: list[str] = []
+    feeds = _load_feeds(path, problems)
+    return feeds, problems
+
+
 def _load_feeds(path: Path, problems: list[str]) -> list[FeedConfig]:
     doc = _read(path, problems)
     if doc is None:
@@ -472,7 +528,8 @@ def _default_name(url: str) -> str:
     return host.removeprefix("www.") or url
 
 
-def _load_watchlists(directory: Path, channels: set[str] | None, problems: list[str]) -> list[WatchlistConfig]:
+def _load_watchlists(directory: Path, channels: set[str] | None, problems: list[str],
+                     entities_file: Path | None = None) -> list[WatchlistConfig]:
     """Every watchlist file; ``channels`` None means the settings are broken and routes cannot be checked."""
     if not directory.is_dir():
         problems.append(f"{directory}:1: watchlists directory not found")
@@ -494,7 +551,7 @@ def _load_watchlists(directory: Path, channels: set[str] | None, problems: list[
             continue
         names[spec.name] = path
         found.append(WatchlistConfig(name=spec.name, path=path, line=1, spec=spec,
-                                     query_line=doc.value_lines.get(("query",), 1)))
+                                     query_line=doc.value_lines.get(("query",), 1), entities_file=entities_file))
     return found
 
 

@@ -67,6 +67,55 @@ class AlertRow:
     why: str
     sent_at: datetime | None
     delivered: frozenset[str] = frozenset()  # target keys of the channel's URLs that already accepted it
+    mode: str = "instant"  # instant | digest (also set when the rate limit moved it to the digest)
+    urgent: bool = False
+    note: str | None = None  # why it went to a digest instead of out at once, e.g. "rate limit"
+    digest_id: int | None = None
+    failed_at: datetime | None = None
+    requeued_at: datetime | None = None  # `monitor alerts retry`: the retry age counts from here
+
+
+@dataclass(frozen=True)
+class DigestRow:
+    """A composed digest message (delivery section): its alerts are fixed when it is committed."""
+
+    id: int
+    channel: str
+    period_start: datetime
+    period_end: datetime
+    state: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+    delivered: frozenset[str]
+    failures: tuple[int, ...]  # ids of failed alerts this digest reports
+
+
+@dataclass(frozen=True)
+class PollInfo:
+    """A feed's scheduling state beyond FeedState (polling section)."""
+
+    rate_per_h: float | None
+    last_ok_at: datetime | None
+    body_hash: str | None
+    failing_since: datetime | None
+    failing_notified: bool
+    hint_s: float | None
+    ttl_s: float | None
+    config_url: str | None
+
+
+@dataclass(frozen=True)
+class SizeReport:
+    """How big the database is and how much of it entry text takes (polling section: retention)."""
+
+    file_bytes: int
+    free_bytes: int
+    wal_bytes: int
+    entries: int
+    pruned_entries: int
+    entry_text_bytes: int
 
 
 class Store:
@@ -110,7 +159,9 @@ class Store:
         feeds no longer configured so they are not polled (their history is kept)."""
         configured = {feed.url: feed for feed in feeds}
         with self.transaction():
-            existing = {row["url"]: row for row in self._rows("SELECT id, url, disabled_reason FROM feeds")}
+            # a feed that moved (301/308) is still known by the address written in feeds.yaml
+            existing = {row["url"]: row for row in self._rows(
+                "SELECT id, COALESCE(config_url, url) AS url, disabled_reason FROM feeds")}
             for url, feed in configured.items():
                 values = {"name": feed.name, "tags": json.dumps(list(feed.tags)), "interval_s": feed.interval_s,
                           "in_config": 1}
@@ -180,7 +231,8 @@ class Store:
     def move_feed(self, feed_id: int, new_url: str) -> None:
         """A permanent redirect: remember the new address (unless another feed already has it)."""
         if not self._rows("SELECT 1 FROM feeds WHERE url = ?", [new_url]):
-            self.db["feeds"].update(feed_id, {"url": new_url})
+            self.db.execute("UPDATE feeds SET config_url = COALESCE(config_url, url), url = ? WHERE id = ?",
+                            [new_url, feed_id])
 
     # -- entries ---------------------------------------------------------------------------------------
 
@@ -269,17 +321,19 @@ class Store:
         return cursor.rowcount > 0
 
     def enqueue_alert(self, story_id: int, watchlist: str, channel: str, why: str, severity: str,
-                      now: datetime, not_before: datetime | None = None) -> int | None:
+                      now: datetime, not_before: datetime | None = None, *, mode: str = "instant",
+                      urgent: bool = False) -> int | None:
         """Add an outbox row unless one exists for (story, watchlist, channel); return its id if new."""
         cursor = self.db.execute(
             "INSERT OR IGNORE INTO alerts (story_id, watchlist, channel, severity, why, state, created_at, "
-            "next_attempt_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
-            [story_id, watchlist, channel, severity, why, ts(now), ts(not_before or now)])
+            "next_attempt_at, mode, urgent) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+            [story_id, watchlist, channel, severity, why, ts(now), ts(not_before or now), mode, int(urgent)])
         return int(cursor.lastrowid) if cursor.rowcount else None
 
     def due_alerts(self, now: datetime) -> list[AlertRow]:
         return [_alert_row(r) for r in self._rows(
-            _ALERT_SQL + " WHERE a.state = 'pending' AND a.next_attempt_at <= ? ORDER BY a.id", [ts(now)])]
+            _ALERT_SQL + " WHERE a.state = 'pending' AND a.mode = 'instant' AND a.digest_id IS NULL "
+            "AND a.next_attempt_at <= ? ORDER BY a.id", [ts(now)])]
 
     def alerts(self, state: str | None = None, limit: int = 50) -> list[AlertRow]:
         where = " WHERE a.state = ?" if state else ""
@@ -300,23 +354,128 @@ class Store:
         self.db.execute("UPDATE alerts SET delivered = (SELECT json_group_array(value) FROM (SELECT value FROM "
                         "json_each(delivered) UNION SELECT ?)) WHERE id = ?", [target, alert_id])
 
-    def mark_failed(self, alert_id: int, error: str) -> None:
-        self.db.execute("UPDATE alerts SET state = 'failed', attempts = attempts + 1, last_error = ? WHERE id = ?",
-                        [error, alert_id])
+    def mark_failed(self, alert_id: int, error: str, now: datetime | None = None) -> None:
+        self.db.execute("UPDATE alerts SET state = 'failed', attempts = attempts + 1, last_error = ?, failed_at = ? "
+                        "WHERE id = ?", [error, ts(now or datetime.now(timezone.utc)), alert_id])
 
     def retry_alerts(self, ids: Sequence[int] | None, now: datetime) -> int:
-        """Put failed alerts (all, or the given ids) back in the queue."""
+        """Put failed alerts (all, or the given ids) back in the queue; one that was in a failed digest
+        goes into the channel's next digest."""
+        requeue = ("UPDATE alerts SET state = 'pending', next_attempt_at = ?, digest_id = NULL, failed_at = NULL, "
+                   "attempts = 0, requeued_at = ?")
         if ids is None:
-            cursor = self.db.execute("UPDATE alerts SET state = 'pending', next_attempt_at = ? WHERE state = 'failed'",
-                                     [ts(now)])
+            cursor = self.db.execute(requeue + " WHERE state = 'failed'", [ts(now), ts(now)])
         else:
             marks = ",".join("?" * len(ids))
-            cursor = self.db.execute(f"UPDATE alerts SET state = 'pending', next_attempt_at = ? "
-                                     f"WHERE id IN ({marks}) AND state != 'sent'", [ts(now), *ids])
+            cursor = self.db.execute(requeue + f" WHERE id IN ({marks}) AND state != 'sent'", [ts(now), ts(now), *ids])
         return int(cursor.rowcount)
 
     def count_alerts(self) -> dict[str, int]:
         return {r["state"]: r["n"] for r in self._rows("SELECT state, COUNT(*) AS n FROM alerts GROUP BY state")}
+
+    # == delivery (issue 6: modes, digests, quiet hours, rate limits) ===================================
+    # Outbox rows beyond the core: quiet-hour holds, rate-limit overflow, digests, and each channel's digest
+    # clock. Every state change is one statement or one transaction, so a crash leaves a consistent outbox.
+
+    def hold_alert(self, alert_id: int, until: datetime, note: str) -> None:
+        """Quiet hours: try again when the window ends (not a failed attempt, so no backoff and no age)."""
+        self.db.execute("UPDATE alerts SET next_attempt_at = ?, note = ? WHERE id = ?", [ts(until), note, alert_id])
+
+    def move_to_digest(self, alert_id: int, note: str) -> None:
+        """Rate-limit overflow: the alert waits for the channel's next digest instead of being dropped."""
+        self.db.execute("UPDATE alerts SET mode = 'digest', note = ? WHERE id = ? AND state = 'pending' "
+                        "AND digest_id IS NULL", [note, alert_id])
+
+    def instant_sent_since(self, channel: str, since: datetime) -> int:
+        """Alerts sent to the channel one by one (not in a digest) since ``since``: the rate limit's count."""
+        return int(self._rows("SELECT COUNT(*) AS n FROM alerts WHERE channel = ? AND state = 'sent' AND "
+                              "digest_id IS NULL AND sent_at >= ?", [channel, ts(since)])[0]["n"])
+
+    def last_digest_at(self, channel: str, now: datetime) -> datetime:
+        """When the channel's last digest period ended; the first call starts the channel's clock at ``now``."""
+        self.db.execute("INSERT OR IGNORE INTO channel_state (channel, last_digest_at, composed_at) "
+                        "VALUES (?, ?, ?)", [channel, ts(now), ts(now)])
+        value = from_ts(self._rows("SELECT last_digest_at FROM channel_state WHERE channel = ?",
+                                   [channel])[0]["last_digest_at"])
+        assert value is not None
+        return value
+
+    def digest_clock(self) -> dict[str, datetime]:
+        """Channel -> end of its last digest period, for `monitor status`."""
+        return {r["channel"]: from_ts(r["last_digest_at"]) or datetime.min.replace(tzinfo=timezone.utc)
+                for r in self._rows("SELECT channel, last_digest_at FROM channel_state ORDER BY channel")}
+
+    def waiting_for_digest(self, channel: str | None = None) -> int:
+        where = " AND channel = ?" if channel else ""
+        return int(self._rows("SELECT COUNT(*) AS n FROM alerts WHERE state = 'pending' AND mode = 'digest' AND "
+                              "digest_id IS NULL" + where, [channel] if channel else [])[0]["n"])
+
+    def compose_digest(self, channel: str, period_start: datetime, period_end: datetime, now: datetime,
+                       report_failures_alone: bool) -> int | None:
+        """In one transaction: gather the channel's waiting alerts and the alerts that failed (on any channel)
+        since the last digest into a new digest row, and move the channel's digest clock to ``period_end``.
+        None when there is nothing to send (the clock still moves)."""
+        with self.transaction():
+            waiting = self._rows("SELECT id FROM alerts WHERE channel = ? AND state = 'pending' AND mode = 'digest' "
+                                 "AND digest_id IS NULL", [channel])
+            composed = self._rows("SELECT composed_at FROM channel_state WHERE channel = ?", [channel])
+            since = composed[0]["composed_at"] if composed else ts(period_start)
+            failures = [r["id"] for r in self._rows(
+                "SELECT id FROM alerts WHERE state = 'failed' AND failed_at > ? AND failed_at <= ? ORDER BY id",
+                [since, ts(now)])]
+            self.db.execute("INSERT INTO channel_state (channel, last_digest_at, composed_at) VALUES (?, ?, ?) "
+                            "ON CONFLICT(channel) DO UPDATE SET last_digest_at = excluded.last_digest_at, "
+                            "composed_at = excluded.composed_at", [channel, ts(period_end), ts(now)])
+            if not waiting and not (failures and report_failures_alone):
+                return None
+            digest_id = int(self.db.execute(
+                "INSERT INTO digests (channel, period_start, period_end, state, created_at, next_attempt_at, "
+                "failures) VALUES (?, ?, ?, 'pending', ?, ?, ?)",
+                [channel, ts(period_start), ts(period_end), ts(now), ts(now), json.dumps(failures)]).lastrowid)
+            self.db.execute("UPDATE alerts SET digest_id = ? WHERE channel = ? AND state = 'pending' AND "
+                            "mode = 'digest' AND digest_id IS NULL", [digest_id, channel])
+        return digest_id
+
+    def due_digests(self, now: datetime) -> list[DigestRow]:
+        return [_digest_row(r) for r in self._rows(
+            "SELECT * FROM digests WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY id", [ts(now)])]
+
+    def digests(self, limit: int = 20) -> list[DigestRow]:
+        return [_digest_row(r) for r in self._rows("SELECT * FROM digests ORDER BY id DESC LIMIT ?", [limit])]
+
+    def digest_alerts(self, digest_id: int) -> list[AlertRow]:
+        return [_alert_row(r) for r in self._rows(_ALERT_SQL + " WHERE a.digest_id = ? ORDER BY a.id", [digest_id])]
+
+    def alerts_by_id(self, ids: Sequence[int]) -> list[AlertRow]:
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        return [_alert_row(r) for r in self._rows(_ALERT_SQL + f" WHERE a.id IN ({marks}) ORDER BY a.id", list(ids))]
+
+    def mark_digest_delivered_to(self, digest_id: int, target: str) -> None:
+        self.db.execute("UPDATE digests SET delivered = (SELECT json_group_array(value) FROM (SELECT value FROM "
+                        "json_each(delivered) UNION SELECT ?)) WHERE id = ?", [target, digest_id])
+
+    def mark_digest_sent(self, digest_id: int, now: datetime) -> None:
+        with self.transaction():
+            self.db.execute("UPDATE digests SET state = 'sent', sent_at = ?, attempts = attempts + 1, "
+                            "last_error = NULL WHERE id = ?", [ts(now), digest_id])
+            self.db.execute("UPDATE alerts SET state = 'sent', sent_at = ?, attempts = attempts + 1, "
+                            "last_error = NULL WHERE digest_id = ? AND state = 'pending'", [ts(now), digest_id])
+
+    def mark_digest_retry(self, digest_id: int, error: str, next_attempt: datetime) -> None:
+        self.db.execute("UPDATE digests SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? "
+                        "WHERE id = ?", [error, ts(next_attempt), digest_id])
+
+    def mark_digest_failed(self, digest_id: int, error: str, now: datetime) -> None:
+        with self.transaction():
+            self.db.execute("UPDATE digests SET state = 'failed', attempts = attempts + 1, last_error = ? "
+                            "WHERE id = ?", [error, digest_id])
+            self.db.execute("UPDATE alerts SET state = 'failed', attempts = attempts + 1, failed_at = ?, "
+                            "last_error = ? WHERE digest_id = ? AND state = 'pending'",
+                            [ts(now), f"digest #{digest_id}: {error}", digest_id])
+
+    # == end of delivery section ===========================================================================
 
     # -- labels and meta -------------------------------------------------------------------------------
 
@@ -342,6 +501,108 @@ class Store:
         return {table: int(self._rows(f"SELECT COUNT(*) AS n FROM {table}")[0]["n"])
                 for table in ("feeds", "entries", "stories", "matches", "alerts", "labels")}
 
+    # == watchlists (issue 7: replay and explain) ========================================================
+
+    def stories_since(self, since: datetime | None) -> Iterator[StoryRow]:
+        """Stories first seen at or after ``since`` (all when None), oldest first, with their stored verdicts."""
+        sql = _STORY_SQL + (" WHERE s.first_seen_at >= ?" if since else "") + " ORDER BY s.first_seen_at, s.id"
+        for row in self.db.query(sql, [ts(since)] if since else []):
+            yield _story_row(row)
+
+    def story_matches(self, story_id: int) -> dict[str, datetime | None]:
+        """Watchlist name -> when the story matched it (as recorded by the pipeline)."""
+        return {r["watchlist"]: from_ts(r["created_at"]) for r in self._rows(
+            "SELECT watchlist, created_at FROM matches WHERE story_id = ? ORDER BY watchlist", [story_id])}
+
+    # == end of watchlists section =========================================================================
+
+
+    # == polling (issue 5: polling at scale) ==============================================================
+    # Per-feed scheduling state beyond the core columns, failing flags, retention and size figures.
+
+    def poll_info(self, feed_id: int) -> PollInfo:
+        row = self._rows("SELECT rate_per_h, last_ok_at, body_hash, failing_since, failing_notified, hint_s, "
+                         "ttl_s, config_url FROM feeds WHERE id = ?", [feed_id])[0]
+        return PollInfo(rate_per_h=row["rate_per_h"], last_ok_at=from_ts(row["last_ok_at"]),
+                        body_hash=row["body_hash"], failing_since=from_ts(row["failing_since"]),
+                        failing_notified=bool(row["failing_notified"]), hint_s=row["hint_s"], ttl_s=row["ttl_s"],
+                        config_url=row["config_url"])
+
+    def record_poll_state(self, feed_id: int, *, rate_per_h: float | None, interval_s: float,
+                          hint_s: float | None, fetch_ms: float | None, body_hash: str | None = None,
+                          keep_hash: bool = False) -> None:
+        """The scheduling figures of a successful poll; clears the failing flag."""
+        values: dict[str, Any] = {"rate_per_h": rate_per_h, "interval_eff_s": interval_s, "hint_s": hint_s,
+                                  "fetch_ms": fetch_ms, "failing_since": None, "failing_notified": 0}
+        if not keep_hash:
+            values["body_hash"] = body_hash
+        self.db["feeds"].update(feed_id, values)
+
+    def mark_failing(self, feed_id: int, now: datetime) -> bool:
+        """Flag a feed as failing (once); True when it was not flagged before."""
+        cursor = self.db.execute("UPDATE feeds SET failing_since = ? WHERE id = ? AND failing_since IS NULL",
+                                 [ts(now), feed_id])
+        return cursor.rowcount > 0
+
+    def mark_failing_notified(self, feed_id: int) -> None:
+        self.db.execute("UPDATE feeds SET failing_notified = 1 WHERE id = ?", [feed_id])
+
+    def recent_guids(self, feed_id: int, limit: int = 1000) -> frozenset[str]:
+        """The feed's most recent entry keys, so the parser can skip entries already stored."""
+        return frozenset(r["guid"] for r in self._rows(
+            "SELECT guid FROM entries WHERE feed_id = ? ORDER BY id DESC LIMIT ?", [feed_id, limit]))
+
+    def poll_rows(self) -> dict[int, dict[str, Any]]:
+        """Scheduling columns per feed id, for `monitor feeds` and `monitor status`."""
+        return {r["id"]: r for r in self._rows(
+            "SELECT id, rate_per_h, interval_eff_s, hint_s, failing_since, fetch_ms, config_url FROM feeds")}
+
+    def feed_health_counts(self) -> dict[str, int]:
+        row = self._rows("SELECT COALESCE(SUM(in_config), 0) AS configured, "
+                         "COALESCE(SUM(in_config AND enabled = 0), 0) AS disabled, "
+                         "COALESCE(SUM(in_config AND enabled = 1 AND failing_since IS NOT NULL), 0) AS failing, "
+                         "COALESCE(SUM(in_config AND enabled = 1 AND error_count > 0), 0) AS erroring FROM feeds")[0]
+        return {key: int(value) for key, value in row.items()}
+
+    def count_due(self, now: datetime) -> int:
+        return int(self._rows("SELECT COUNT(*) AS n FROM feeds WHERE enabled = 1 AND in_config = 1 AND "
+                              "(next_due_at IS NULL OR next_due_at <= ?)", [ts(now)])[0]["n"])
+
+    def prune_entries(self, before: datetime) -> int:
+        """Drop the text of entries first seen before ``before``. Identity keys (feed, guid, canonical URL,
+        link, story) stay so an old entry is never taken for new, and entries of stories that produced an
+        alert keep their text."""
+        cursor = self.db.execute(
+            "UPDATE entries SET summary = '', author = NULL, tags = '[]', pruned = 1 "
+            "WHERE pruned = 0 AND first_seen_at < ? AND (story_id IS NULL OR story_id NOT IN "
+            "(SELECT story_id FROM alerts))", [ts(before)])
+        self.db.execute(
+            "UPDATE stories SET summary = '' WHERE first_seen_at < ? AND summary != '' AND id NOT IN "
+            "(SELECT story_id FROM alerts) AND id NOT IN (SELECT story_id FROM labels WHERE story_id IS NOT NULL)",
+            [ts(before)])
+        return int(cursor.rowcount)
+
+    def size_report(self) -> SizeReport:
+        page_size = int(self.db.execute("PRAGMA page_size").fetchone()[0])
+        pages = int(self.db.execute("PRAGMA page_count").fetchone()[0])
+        free = int(self.db.execute("PRAGMA freelist_count").fetchone()[0])
+        wal = self.path.with_name(self.path.name + "-wal")
+        entries = self._rows("SELECT COUNT(*) AS n, COALESCE(SUM(pruned), 0) AS pruned, "
+                             "COALESCE(SUM(LENGTH(summary) + LENGTH(title)), 0) AS text FROM entries")[0]
+        return SizeReport(file_bytes=page_size * pages, free_bytes=page_size * free,
+                          wal_bytes=wal.stat().st_size if wal.exists() else 0, entries=int(entries["n"]),
+                          pruned_entries=int(entries["pruned"]), entry_text_bytes=int(entries["text"]))
+
+    def optimize(self) -> None:
+        """Let SQLite refresh its query-planner statistics where they are stale (cheap; run periodically)."""
+        self.db.execute("PRAGMA optimize")
+
+    def vacuum(self) -> None:
+        """Rewrite the file to give freed pages back to the file system (takes a while on big databases)."""
+        self.db.execute("VACUUM")
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    # == end of polling section ============================================================================
 
 _STORY_SQL = ("SELECT s.*, COALESCE((SELECT json_group_array(t.tag) FROM (SELECT DISTINCT j.value AS tag FROM "
               "feeds f, json_each(f.tags) j WHERE f.name = s.feed_name) t), '[]') AS feed_tags FROM stories s")
@@ -370,7 +631,18 @@ def _alert_row(r: dict[str, Any]) -> AlertRow:
                   last_error=r["last_error"], created_at=from_ts(r["created_at"]),
                   next_attempt_at=from_ts(r["next_attempt_at"]))
     return AlertRow(alert=alert, severity=r["severity"], why=r["why"], sent_at=from_ts(r["sent_at"]),
-                    delivered=frozenset(json.loads(r["delivered"])))
+                    delivered=frozenset(json.loads(r["delivered"])), mode=r["mode"], urgent=bool(r["urgent"]),
+                    note=r["note"], digest_id=r["digest_id"], failed_at=from_ts(r["failed_at"]),
+                    requeued_at=from_ts(r["requeued_at"]))
+
+
+def _digest_row(r: dict[str, Any]) -> DigestRow:
+    start, end, created = from_ts(r["period_start"]), from_ts(r["period_end"]), from_ts(r["created_at"])
+    assert start is not None and end is not None and created is not None
+    return DigestRow(id=r["id"], channel=r["channel"], period_start=start, period_end=end, state=r["state"],
+                     attempts=r["attempts"], last_error=r["last_error"], created_at=created,
+                     sent_at=from_ts(r["sent_at"]), delivered=frozenset(json.loads(r["delivered"])),
+                     failures=tuple(json.loads(r["failures"])))
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
