@@ -36,6 +36,8 @@ class FetchOptions:
     concurrency: int = 16
     per_host: int = 4
     user_agent: str = USER_AGENT
+    # the caller's clock (epoch seconds): a Retry-After given as an HTTP date is relative to it
+    clock: Callable[[], float] = time.time
 
 
 class BodyTooLarge(Exception):
@@ -50,18 +52,27 @@ def make_client(options: FetchOptions) -> httpx.AsyncClient:
                              headers={"User-Agent": options.user_agent, "Accept": ACCEPT})
 
 
-async def fetch_all(feeds: Iterable[FeedState], options: FetchOptions,
-                    on_result: Callable[[FeedState, FetchResult], Awaitable[None] | None]) -> None:
-    """Fetch every feed with bounded global and per-host concurrency; hand each result to ``on_result``."""
+OnResult = Callable[[FeedState, FetchResult, float], Awaitable[None] | None]
+
+
+async def fetch_all(feeds: Iterable[FeedState], options: FetchOptions, on_result: OnResult,
+                    should_stop: Callable[[], bool] = lambda: False) -> None:
+    """Fetch every feed with bounded global and per-host concurrency; hand each result and the seconds it
+    took to ``on_result``. Feeds not yet started when ``should_stop()`` turns true are left alone (they
+    stay due and are polled on the next start)."""
     global_slots = asyncio.Semaphore(options.concurrency)
     host_slots: dict[str, asyncio.Semaphore] = {}
 
     async def one(client: httpx.AsyncClient, feed: FeedState) -> None:
-        host = urlsplit(feed.url).hostname or ""
+        host = (urlsplit(feed.url).hostname or "").lower()
         host_limit = host_slots.setdefault(host, asyncio.Semaphore(options.per_host))
-        async with global_slots, host_limit:
+        async with host_limit, global_slots:  # host first: a busy host must not hold global slots idle
+            if should_stop():
+                return
+            started = time.perf_counter()
             result = await fetch_feed(client, feed, options)
-        outcome = on_result(feed, result)
+            elapsed = time.perf_counter() - started
+        outcome = on_result(feed, result, elapsed)
         if asyncio.iscoroutine(outcome):
             await outcome
 
@@ -106,7 +117,7 @@ async def _fetch_http(client: httpx.AsyncClient, feed: FeedState, options: Fetch
         if response.status_code == 304:
             return NotModified(feed.url, headers)
         if response.status_code >= 400:
-            return _http_failure(feed.url, response.status_code, headers)
+            return _http_failure(feed.url, response.status_code, headers, options.clock())
         body = await _read_capped(response, options.max_bytes)
     return Fetched(url=feed.url, content=body, headers=headers, status=response.status_code,
                    etag=headers.get("etag"), last_modified=headers.get("last-modified"), final_url=moved_to)
@@ -133,8 +144,8 @@ async def _read_capped(response: httpx.Response, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-def _http_failure(url: str, status: int, headers: dict[str, str]) -> FetchFailed:
-    retry_after = parse_retry_after(headers.get("retry-after"))
+def _http_failure(url: str, status: int, headers: dict[str, str], now: float) -> FetchFailed:
+    retry_after = parse_retry_after(headers.get("retry-after"), now)
     reason = f"HTTP {status}"
     if status == 410:
         return FetchFailed(url, "HTTP 410 Gone: the feed was removed by its publisher", status, permanent=True)

@@ -127,11 +127,65 @@ def _v1_initial(conn: sqlite3.Connection) -> None:
 
 
 def _v2_delivery(conn: sqlite3.Connection) -> None:
-    """Delivery modes: digests, quiet hours, rate limits (owned by the delivery work)."""
+    """Delivery modes: digests, quiet hours, rate limits (owned by the delivery work).
+
+    An alert in digest mode (or moved there by the rate limit) waits with ``digest_id`` NULL until its
+    channel's digest is composed: the digest row and the alerts' ``digest_id`` are committed together before
+    the digest is sent, so a crash never loses or regroups them.
+    """
+    _run_script(
+        conn,
+        """
+        CREATE TABLE digests (
+            id INTEGER PRIMARY KEY,
+            channel TEXT NOT NULL,
+            period_start TEXT NOT NULL,
+            period_end TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            next_attempt_at TEXT NOT NULL,
+            sent_at TEXT,
+            delivered TEXT NOT NULL DEFAULT '[]',
+            failures TEXT NOT NULL DEFAULT '[]'
+        );
+        CREATE INDEX digests_state ON digests(state, next_attempt_at);
+        CREATE TABLE channel_state (
+            channel TEXT PRIMARY KEY,
+            last_digest_at TEXT NOT NULL,  -- end of the last digest period (a scheduled time)
+            composed_at TEXT NOT NULL      -- when it was composed: failures after this go in the next one
+        );
+        ALTER TABLE alerts ADD COLUMN mode TEXT NOT NULL DEFAULT 'instant';
+        ALTER TABLE alerts ADD COLUMN urgent INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE alerts ADD COLUMN note TEXT;
+        ALTER TABLE alerts ADD COLUMN digest_id INTEGER REFERENCES digests(id);
+        ALTER TABLE alerts ADD COLUMN failed_at TEXT;
+        ALTER TABLE alerts ADD COLUMN requeued_at TEXT;
+        CREATE INDEX alerts_digest ON alerts(channel, state, mode, digest_id);
+        CREATE INDEX alerts_failed ON alerts(state, failed_at)
+        """,
+    )
 
 
 def _v3_polling(conn: sqlite3.Connection) -> None:
-    """Polling at scale: adaptive intervals, server hints, retention (owned by the polling work)."""
+    """Polling at scale: adaptive intervals, server hints, unchanged-body detection, failing flags, and
+    ``config_url``: the address in feeds.yaml of a feed that moved (301/308), so the move survives a sync."""
+    _run_script(
+        conn,
+        """
+        ALTER TABLE feeds ADD COLUMN rate_per_h REAL;
+        ALTER TABLE feeds ADD COLUMN interval_eff_s REAL;
+        ALTER TABLE feeds ADD COLUMN hint_s REAL;
+        ALTER TABLE feeds ADD COLUMN body_hash TEXT;
+        ALTER TABLE feeds ADD COLUMN failing_since TEXT;
+        ALTER TABLE feeds ADD COLUMN failing_notified INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE feeds ADD COLUMN fetch_ms REAL;
+        ALTER TABLE feeds ADD COLUMN config_url TEXT;
+        CREATE INDEX feeds_due ON feeds(enabled, in_config, next_due_at);
+        CREATE INDEX entries_prune ON entries(pruned, first_seen_at)
+        """,
+    )
 
 
 MIGRATIONS: list[Step] = [_v1_initial, _v2_delivery, _v3_polling]

@@ -7,9 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import logging
+import multiprocessing
+import os
 import random
+import signal
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -21,15 +28,20 @@ from .delivery import Deliverer
 from .errors import ParseError
 from .fetch import FetchOptions, fetch_all
 from .identity import canonical_url
+from .metrics import Observer
 from .models import Entry, FeedState, Fetched, FetchFailed, FetchResult, NotModified, Verdict
-from .parse import parse_feed
-from .store import Store
+from .notify import Message, send
+from .parse import ParsedFeed, ParseJob, run_job
+from .store import PollInfo, Store
 from .stories import StoryIndex
-from .watchlists import CompiledWatchlist, fold
+from .watchlists import CompiledWatchlist, prepare
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+# Below this many feeds in a cycle, parsing in the daemon's own process is cheaper than feeding a pool.
+POOL_MIN_FEEDS = 8
 
 
 def utcnow() -> datetime:
@@ -57,7 +69,9 @@ class CycleStats:
     alerts_sent: int = 0
     alerts_failed: int = 0
     alerts_pending: int = 0
+    entries_known: int = 0  # entries skipped before normalization: already stored
     errors: list[str] = field(default_factory=list)
+    _newly_failing: list[tuple[FeedState, str, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -71,7 +85,7 @@ class _Pending:
 class Pipeline:
     def __init__(self, config: Config, store: Store, watchlists: Sequence[CompiledWatchlist],
                  scorer: Scorer | None = None, clock: Clock = utcnow, rng: random.Random | None = None,
-                 template_dir: Path | None = None) -> None:
+                 template_dir: Path | None = None, observer: Observer | None = None) -> None:
         self.config = config
         self.store = store
         self.watchlists = list(watchlists)
@@ -82,7 +96,11 @@ class Pipeline:
         self.window = timedelta(seconds=settings.stories.window)
         self.index = StoryIndex(window=self.window)
         self.deliverer = Deliverer(store, config, clock=clock,
-                                   template_dir=template_dir or config.path.parent / "templates")
+                                   template_dir=template_dir or config.templates_dir)
+        self.stop_requested = threading.Event()
+        self.progress: Callable[[], None] | None = None  # called after each feed (the daemon's heartbeat)
+        self.observer: Observer = observer or Observer()
+        self._pool: ProcessPoolExecutor | None = None
         self._rebuild_index()
 
     # -- configuration --------------------------------------------------------------------------------
@@ -92,7 +110,7 @@ class Pipeline:
         self.config = config
         self.watchlists = list(watchlists)
         self.deliverer = Deliverer(self.store, config, clock=self.clock,
-                                   template_dir=config.path.parent / "templates")
+                                   template_dir=config.templates_dir)
         self.store.sync_feeds(config.feeds, self.clock())
 
     def fetch_options(self) -> FetchOptions:
@@ -100,7 +118,7 @@ class Pipeline:
         options = FetchOptions(connect_timeout=s.fetch.connect_timeout, read_timeout=s.fetch.read_timeout,
                                deadline=s.fetch.deadline, max_bytes=s.fetch.max_bytes,
                                max_redirects=s.fetch.max_redirects, concurrency=s.poll.concurrency,
-                               per_host=s.poll.per_host)
+                               per_host=s.poll.per_host, clock=lambda: self.clock().timestamp())
         if s.fetch.user_agent:
             options = FetchOptions(**{**options.__dict__, "user_agent": s.fetch.user_agent})
         return options
@@ -111,7 +129,7 @@ class Pipeline:
             seen = datetime.strptime(row["first_seen_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
             self.index.add(row["id"], row["story_id"], row["title"], row["summary"], seen)
 
-    # -- the cycle ------------------------------------------------------------------------------------
+    # -- the cycle (polling: issue 5) ---------------------------------------------------------------------
 
     def run_cycle(self, all_feeds: bool = False) -> CycleStats:
         """Poll due feeds and deliver due alerts; ``all_feeds`` (run --once) polls every active feed and
@@ -122,71 +140,205 @@ class Pipeline:
         feeds = self.store.active_feeds() if all_feeds else self.store.due_feeds(now)
         self.index.evict(now)
         if feeds:
+            use_pool = len(feeds) >= POOL_MIN_FEEDS and self._parse_workers() > 1
             asyncio.run(fetch_all(feeds, self.fetch_options(),
-                                  lambda feed, result: self._handle_result(feed, result, stats)))
-        outcome = self.deliverer.deliver_due(ignore_backoff=all_feeds)
-        stats.alerts_sent, stats.alerts_failed = outcome.sent, outcome.failed
+                                  lambda feed, result, took: self._on_result(feed, result, took, stats, use_pool),
+                                  should_stop=self.stop_requested.is_set))
+        self._notify_failing(stats)
+        if not self.stop_requested.is_set():
+            outcome = self.deliverer.deliver_due(ignore_backoff=all_feeds)
+            stats.alerts_sent, stats.alerts_failed = outcome.sent, outcome.failed
         stats.alerts_pending = self.store.count_alerts().get("pending", 0)
         stats.duration_s = round((self.clock() - now).total_seconds(), 3)
-        self.store.set_meta("last_cycle", stats.__dict__)
+        self.store.set_meta("last_cycle", {k: v for k, v in stats.__dict__.items() if not k.startswith("_")})
+        self.observer.cycle(stats)
         log.info("cycle done: %d feeds polled (%d ok, %d unchanged, %d failed), %d new entries, %d new stories, "
                  "%d alerts queued, %d sent, %d pending", stats.feeds_polled, stats.feeds_ok,
                  stats.feeds_not_modified, stats.feeds_failed, stats.entries_new, stats.stories_new,
                  stats.alerts_queued, stats.alerts_sent, stats.alerts_pending)
         return stats
 
-    def _handle_result(self, feed: FeedState, result: FetchResult, stats: CycleStats) -> None:
+    def request_stop(self) -> None:
+        """SIGTERM: feeds not fetched yet are left due; results arriving from now on are dropped unrecorded,
+        so nothing is half-stored (each feed's entries are committed in one transaction)."""
+        self.stop_requested.set()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    # -- one feed -------------------------------------------------------------------------------------
+
+    def _parse_workers(self) -> int:
+        configured = self.config.settings.poll.parse_workers
+        return (os.cpu_count() or 1) if configured is None else configured
+
+    async def _on_result(self, feed: FeedState, result: FetchResult, took_s: float, stats: CycleStats,
+                         use_pool: bool) -> None:
+        if self.stop_requested.is_set():
+            return
+        info = self.store.poll_info(feed.id)
+        parsed: ParsedFeed | ParseError | None = None
+        if isinstance(result, Fetched) and not self._unchanged(result, info):
+            skip = self.store.recent_guids(feed.id) if info.last_ok_at is not None else frozenset()
+            job = ParseJob(result.content, result.headers, result.url, feed.id, feed.name, feed.tags,
+                           self.clock(), skip)
+            parsed = await self._parse(job, use_pool)
+        if self.stop_requested.is_set():
+            return
         stats.feeds_polled += 1
         try:
-            self._record(feed, result, stats)
+            self._record(feed, result, info, parsed, took_s, stats)
         except Exception as exc:  # one feed's bug must not stop the cycle
             log.exception("feed %r: processing failed", feed.name)
             self._record_error(feed, FetchFailed(feed.url, f"internal error: {type(exc).__name__}: {exc}"), stats)
+        if self.progress is not None:
+            self.progress()
 
-    def _interval(self, feed: FeedState) -> float:
-        return float(feed.interval_s or self.config.settings.poll.interval)
+    @staticmethod
+    def _unchanged(result: Fetched, info: PollInfo) -> bool:
+        """A server that ignores conditional headers sends the same bytes again: skip them cheaply."""
+        return info.body_hash is not None and info.body_hash == _body_hash(result.content)
 
-    def _record(self, feed: FeedState, result: FetchResult, stats: CycleStats) -> None:
-        now = self.clock()
+    async def _parse(self, job: ParseJob, use_pool: bool) -> ParsedFeed | ParseError:
+        try:
+            if use_pool:
+                loop = asyncio.get_running_loop()
+                try:
+                    return await loop.run_in_executor(self._parser_pool(), run_job, job)
+                except BrokenProcessPool:  # a worker died (OOM, a signal): parse here, start a new pool later
+                    log.warning("feed %r: parser process died; parsing in the main process", job.feed_name)
+                    self._pool = None
+            return run_job(job)
+        except ParseError as exc:
+            return exc
+
+    def _parser_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+            self._pool = ProcessPoolExecutor(max_workers=self._parse_workers(),
+                                             mp_context=multiprocessing.get_context(method),
+                                             initializer=_parser_process_init)
+        return self._pool
+
+    def _policy(self) -> schedule.Policy:
         poll = self.config.settings.poll
-        if isinstance(result, NotModified):
-            stats.feeds_not_modified += 1
-            due = schedule.next_due_ok(now, self._interval(feed), poll.jitter, self.rng)
-            self.store.record_feed_ok(feed.id, now, due, "304 not modified", keep_cache=True)
-            log.debug("feed %r: not modified", feed.name)
-            return
+        return schedule.Policy(interval_s=poll.interval, jitter=poll.jitter, min_interval_s=poll.min_interval,
+                               max_interval_s=poll.max_interval, backoff_max_s=poll.backoff_max,
+                               adaptive=poll.adaptive, polls_per_entry=poll.polls_per_entry)
+
+    def _interval(self, feed: FeedState, rate_per_h: float | None = None) -> float:
+        return schedule.interval_s(self._policy(), feed.interval_s or None, rate_per_h)
+
+    def _prior_rate(self) -> float:
+        """Before anything is known, assume the rate that gives exactly poll.interval."""
+        policy = self._policy()
+        return 3600.0 / (policy.interval_s * policy.polls_per_entry)
+
+    def _record(self, feed: FeedState, result: FetchResult, info: PollInfo,
+                parsed: ParsedFeed | ParseError | None, took_s: float, stats: CycleStats) -> None:
+        now = self.clock()
         if isinstance(result, FetchFailed):
+            self.observer.poll("error", took_s)
             self._record_error(feed, result, stats)
             return
-        assert isinstance(result, Fetched)
-        try:
-            parsed = parse_feed(result.content, result.headers, result.url, feed.id, feed.name, feed.tags, now)
-        except ParseError as exc:
-            self._record_error(feed, FetchFailed(feed.url, str(exc).split(": ", 1)[-1], result.status), stats)
+        if isinstance(parsed, ParseError):
+            self.observer.poll("error", took_s)
+            assert isinstance(result, Fetched)
+            self._record_error(feed, FetchFailed(feed.url, str(parsed).split(": ", 1)[-1], result.status), stats)
             return
+        if parsed is None:  # 304, or 200 with the very same body as last time
+            self._record_unchanged(feed, result, info, took_s, now, stats)
+            return
+        assert isinstance(result, Fetched)
+        self.observer.poll("ok", took_s)
         if result.final_url and result.final_url != feed.url:
-            log.info("feed %r: moved permanently to %s", feed.name, result.final_url)
+            log.info("feed %r: moved permanently to %s (feeds.yaml may be updated to the new address)",
+                     feed.name, result.final_url)
             self.store.move_feed(feed.id, result.final_url)
         new_entries = self._store_entries(feed, parsed.entries, now, stats)
-        due = schedule.next_due_ok(now, self._interval(feed), poll.jitter, self.rng, parsed.ttl_s)
-        self.store.record_feed_ok(feed.id, now, due, f"HTTP {result.status}", etag=result.etag,
-                                  last_modified=result.last_modified, title=parsed.title, new_entries=new_entries,
-                                  ttl_s=parsed.ttl_s, warning=parsed.warning)
+        stats.entries_known += parsed.known
+        if info.last_ok_at is None:
+            rate = schedule.rate_from_dates([e.published for e in parsed.entries if e.published_known])
+        else:
+            rate = schedule.update_rate(info.rate_per_h or self._prior_rate(), new_entries,
+                                        (now - info.last_ok_at).total_seconds())
+        hint = schedule.hint_floor_s(parsed.ttl_s, schedule.cache_max_age_s(result.headers))
+        interval = self._interval(feed, rate)
+        due = schedule.next_due_ok(now, interval, self.config.settings.poll.jitter, self.rng, hint)
+        with self.store.transaction():
+            self.store.record_feed_ok(feed.id, now, due, f"HTTP {result.status}", etag=result.etag,
+                                      last_modified=result.last_modified, title=parsed.title,
+                                      new_entries=new_entries, ttl_s=parsed.ttl_s, warning=parsed.warning)
+            self.store.record_poll_state(feed.id, rate_per_h=rate, interval_s=interval, hint_s=hint,
+                                         fetch_ms=round(took_s * 1000, 1), body_hash=_body_hash(result.content))
         stats.feeds_ok += 1
-        log.info("feed %r: %d entries, %d new", feed.name, len(parsed.entries), new_entries)
+        log.info("feed %r: %d entries, %d new; next poll in %s", feed.name, len(parsed.entries) + parsed.known,
+                 new_entries, _human(due - now))
+
+    def _record_unchanged(self, feed: FeedState, result: FetchResult, info: PollInfo, took_s: float,
+                          now: datetime, stats: CycleStats) -> None:
+        stats.feeds_not_modified += 1
+        self.observer.poll("not_modified", took_s)
+        rate = info.rate_per_h
+        if info.last_ok_at is not None:
+            rate = schedule.update_rate(rate or self._prior_rate(), 0, (now - info.last_ok_at).total_seconds())
+        headers = result.headers if isinstance(result, (Fetched, NotModified)) else {}
+        hint = schedule.hint_floor_s(info.ttl_s, schedule.cache_max_age_s(headers))
+        interval = self._interval(feed, rate)
+        due = schedule.next_due_ok(now, interval, self.config.settings.poll.jitter, self.rng, hint)
+        status = "304 not modified" if isinstance(result, NotModified) else "200 unchanged body"
+        with self.store.transaction():
+            # a 200 with an unchanged body may still carry a new ETag: keep what the server sent last
+            if isinstance(result, Fetched):
+                self.store.record_feed_ok(feed.id, now, due, status, etag=result.etag,
+                                          last_modified=result.last_modified)
+            else:
+                self.store.record_feed_ok(feed.id, now, due, status, keep_cache=True)
+            self.store.record_poll_state(feed.id, rate_per_h=rate, interval_s=interval, hint_s=hint,
+                                         fetch_ms=round(took_s * 1000, 1), keep_hash=True)
+        log.debug("feed %r: %s; next poll in %s", feed.name, status, _human(due - now))
 
     def _record_error(self, feed: FeedState, failure: FetchFailed, stats: CycleStats) -> None:
         now = self.clock()
         poll = self.config.settings.poll
-        due = schedule.next_due_error(now, self._interval(feed), feed.error_count + 1, poll.backoff_max,
+        interval = self._interval(feed, self.store.poll_info(feed.id).rate_per_h)
+        due = schedule.next_due_error(now, interval, feed.error_count + 1, poll.backoff_max,
                                       poll.jitter, self.rng, failure.retry_after_s)
         status = f"HTTP {failure.status}" if failure.status else "error"
         count = self.store.record_feed_error(feed.id, now, due, status, failure.reason, disable=failure.permanent)
         stats.feeds_failed += 1
         stats.errors.append(f"{feed.name}: {failure.reason}")
-        level = logging.ERROR if failure.permanent or count >= poll.failing_after else logging.WARNING
-        log.log(level, "feed %r: %s (%d consecutive failures)%s", feed.name, failure.reason, count,
-                "; feed disabled" if failure.permanent else "")
+        if failure.permanent:
+            log.error("feed %r: %s; feed disabled (remove it from feeds.yaml, or fix the URL)", feed.name,
+                      failure.reason)
+            stats._newly_failing.append((feed, failure.reason, count))
+            return
+        failing = count >= poll.failing_after
+        log.log(logging.ERROR if failing else logging.WARNING, "feed %r: %s (%d consecutive failures; "
+                "next try in %s)", feed.name, failure.reason, count, _human(due - now))
+        if failing and self.store.mark_failing(feed.id, now):
+            stats._newly_failing.append((feed, failure.reason, count))
+
+    def _notify_failing(self, stats: CycleStats) -> None:
+        """Feeds that just crossed poll.failing_after (or were disabled by a 410): flagged in `monitor feeds`
+        and `monitor status`; told once to poll.failing_channel when one is configured."""
+        channel = self.config.settings.poll.failing_channel
+        for feed, reason, count in stats._newly_failing:
+            log.error("feed %r is failing: %s (%d consecutive errors)", feed.name, reason, count)
+            if channel is None:
+                continue
+            message = Message(title=f"monitor: feed {feed.name!r} is failing",
+                              body=f"{feed.url}\n{reason}\n{count} consecutive errors; see `monitor feeds`.",
+                              severity="warning")
+            results = [send(url, message, self.config.settings.alerts.send_timeout)
+                       for url in self.config.channels.get(channel, [])]
+            if results and all(r.ok for r in results):
+                self.store.mark_failing_notified(feed.id)
+            else:
+                log.warning("feed %r: could not tell channel %r that it is failing: %s", feed.name, channel,
+                            "; ".join(r.reason for r in results if not r.ok))
 
     # -- entries, stories, matches --------------------------------------------------------------------
 
@@ -251,13 +403,32 @@ class Pipeline:
         if not row.alertable:
             return 0
         queued = 0
-        text = fold(f"{view.title}\n{view.summary}")
+        doc = prepare(view)  # normalized once, shared by every watchlist
         with self.store.transaction():
             for watchlist in self.watchlists:
-                match = watchlist.match(view, text)
+                match = watchlist.match(view, doc)
                 if match is None or not self.store.record_match(story_id, match.watchlist, match.why, now):
                     continue
                 for route in match.routes:
                     if self.deliverer.enqueue(view, match, route, now):
                         queued += 1
         return queued
+
+
+def _body_hash(content: bytes) -> str:
+    return hashlib.blake2b(content, digest_size=16).hexdigest()
+
+
+def _human(delta: timedelta) -> str:
+    seconds = max(0, int(delta.total_seconds()))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def _parser_process_init() -> None:
+    # Ctrl-C and SIGTERM are the parent's business: it shuts the pool down after the cycle in flight.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

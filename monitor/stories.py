@@ -4,16 +4,27 @@ The same wire story reaches us from many outlets with another headline, a trimme
 suffix or a prefix such as "EXCLUSIVE:". :class:`StoryIndex` keeps the entries of the last ``window``
 (72 h by default) in memory and answers "which existing story is this a copy of?".
 
-Decision rule (chosen by measurement on ``bench/data``; see ``bench/bench_dedup.py``):
+Decision rule (chosen by measurement on ``bench/data``; see ``bench/bench_dedup.py`` and ``docs/stories.md``):
 
-* candidates come from MinHash LSH over word shingles of the normalized title+summary, plus an inverted
-  index over the rarest title terms (so headline-only entries and reworded copies are found too);
-* for each candidate within the window we compute ``text`` = containment of the summary shingles
-  (a trimmed copy is contained in the full one) and ``title`` = overlap of the content terms of the two
-  headlines;
-* a candidate is the same story when ``text >= TEXT_SAME``, or when ``title >= TITLE_SAME`` and the
-  headlines do not disagree on specifics (different numbers, or each naming a proper noun the other lacks)
-  and, where both entries have a summary, the summaries are not clearly about something else.
+* every entry becomes a bag of content terms (stemmed, common actor synonyms folded: Washington/US/American,
+  Beijing/China/Chinese, ...), headline terms counting double. Terms are weighted by IDF over the documents of
+  the window plus a fixed prior from the corpus shipped with the package, so a shared rare term ("Entity
+  List", "toolmakers", "high-bandwidth memory", "140") weighs far more than "China" or "US";
+* candidates are the stories of the members that share one of the entry's rarest terms (inverted index);
+* an entry joins a candidate story when, against the story as a whole (its best-matching member, and the
+  vocabulary of all its members):
+
+  - a summary is a trimmed copy of a member's summary (word-trigram containment >= ``TEXT_SAME``), or
+  - the weighted cosine with the best member is >= ``COS_SAME``, or
+  - the story mentions at least ``COVER_SAME`` of the weight of the entry's headline (or the entry mentions
+    that much of the lead's headline) and the cosine is >= ``COS_SUPPORT``;
+
+  unless the two disagree on specifics: different numbers in both headlines, names in both headlines that
+  the other side never mentions, or conflicting stages of one process in the headlines ("proposes" vs
+  "finalises", "charged" vs "found guilty", "elected" vs "sworn in");
+* among several qualifying stories the best score wins; :meth:`StoryIndex.match` also reports the other
+  stories the entry qualified for, so the caller may merge them (a copy that bridges two halves of one
+  story).
 
 The index is pure and in memory; the store rebuilds it at start by calling :meth:`StoryIndex.add` for the
 entries inside the window. Memory is bounded by the window: members older than it are evicted.
@@ -24,28 +35,28 @@ from __future__ import annotations
 import functools
 import heapq
 import html
+import json
+import math
 import re
 import unicodedata
 import zlib
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from importlib import resources
 
-import numpy as np
-from datasketch import MinHash, MinHashLSH  # type: ignore[import-untyped]
-
-SHINGLE_N = 3  # word trigrams: same recall as 1-2, fewest false merges (bench_dedup.py --shingles)
-TEXT_SAME = 0.5  # summary-shingle containment that alone means "same story"
-TITLE_SAME = 0.7  # title content-term overlap that means "same story" absent contrary evidence
-TEXT_CONTRARY = 0.2  # with both summaries substantive, containment below this vetoes a title match
-COVER_SAME = 0.65  # a headline-only entry whose terms the other entry mentions this fully ...
-TITLE_SUPPORT = 0.2  # ... and whose headline shares at least this much with the other headline
-STORY_COVER_SAME = 0.8  # a headline-only entry whose terms the story's members mention this fully
+SHINGLE_N = 3  # word trigrams for summary containment
+TEXT_SAME = 0.5  # summary-trigram containment that alone means "same story" (a trimmed copy)
+COS_SAME = 0.45  # IDF-weighted cosine with a member that means "same story" absent contrary evidence
+COVER_SAME = 0.75  # share of a headline's weight that the other side mentions ...
+COS_SUPPORT = 0.2  # ... with at least this cosine, also means "same story"
+TITLE_BOOST = 2.0  # headline terms count this much more than summary terms
 MIN_SUMMARY_TOKENS = 8  # a summary shorter than this is treated as missing
-WEAK_TERMS = {"china": 0.25, "us": 0.25}  # in nearly every headline this monitor sees
-RARE_TERMS = 4  # title terms (rarest first) used to look up candidates
-POSTING_CAP = 5000  # terms in more window titles than this are too common to look up
+RARE_LOOKUPS = 6  # rarest terms of an entry used to look up candidates
+POSTING_CAP = 2000  # terms in more window documents than this are too common to look up
+MEMBERS_COMPARED = 40  # newest members of a candidate story compared one by one
+NAME_IDF = 4.0  # a capitalized headline word this rare counts as a name for the veto
 
 _QUOTES = str.maketrans({c: "'" for c in "\u2018\u2019\u201a\u201b\u2032\u00b4`"} |
                         {c: '"' for c in "\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb"} |
@@ -73,38 +84,78 @@ _BYLINE = [
                re.IGNORECASE),
 ]
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[a-z0-9]+")
+# Phrases folded before tokenizing, so that the usual ways of naming one actor become one term.
+_PHRASES = [(re.compile(p), r) for p, r in [
+    (r"\bu\.s\.(?:a\.)?", "us"), (r"\bu\.k\.", "uk"), (r"'s\b", ""),
+    (r"\bunited states\b", "us"), (r"\bwhite house\b", "us"), (r"\bbiden administration\b", "us"),
+    (r"\btrump administration\b", "us"), (r"\bcommerce (?:department|dept)\b", "commerce"),
+    (r"\b(?:department|dept) of commerce\b", "commerce"), (r"\bentity list\b", "entitylist"),
+    (r"\btrade blacklist\b", "entitylist"), (r"\bhigh[- ]bandwidth memory\b", "hbm"),
+    (r"\bpeople's republic of china\b", "china"), (r"\block(?:s|ed|ing)? down\b", "lockdown"),
+]]
 _SYNONYMS = {
     "america": "us", "american": "us", "americans": "us", "washington": "us", "usa": "us",
     "chinese": "china", "beijing": "china", "prc": "china",
     "bn": "billion", "mn": "million", "pct": "percent", "percentage": "percent",
-    "blacklist": "entity", "blacklists": "entity", "blacklisted": "entity", "blacklisting": "entity",
+    "blacklist": "entitylist", "blacklists": "entitylist", "blacklisted": "entitylist",
+    "blacklisting": "entitylist",
     "curb": "restrict", "curbs": "restrict", "restriction": "restrict", "restrictions": "restrict",
     "limit": "restrict", "limits": "restrict", "ban": "restrict", "bans": "restrict", "banned": "restrict",
     "hacker": "hack", "hackers": "hack", "hacked": "hack", "hacking": "hack",
     "breach": "hack", "breached": "hack", "breaches": "hack",
     "defence": "defense", "licence": "license", "licences": "license", "programme": "program",
+    "firms": "company", "firm": "company", "companies": "company", "entities": "company",
+    "semiconductor": "chip", "semiconductors": "chip", "chipmaker": "chip", "chipmakers": "chip",
+    "nanometre": "nm", "nanometer": "nm",
 }
 _STOP = frozenset(
-    ["a", "an", "the", "and", "or", "but", "of", "to", "in", "on", "at", "for", "from", "by", "with", "as", "is", "are", "was", "were", "be", "been", "has", "have", "had", "it", "its", "this", "that", "these", "those", "into", "over", "after", "amid", "about", "against", "than", "then", "up", "out", "off", "new", "says", "said", "say", "report", "reports", "reported", "could", "would", "will", "may", "might", "can", "not", "no", "more", "most", "some", "all", "any", "two", "three", "one", "first", "what", "why", "how", "who", "which", "while", "since", "near", "under", "via", "s"])
+    ["a", "an", "the", "and", "or", "but", "of", "to", "in", "on", "at", "for", "from", "by", "with", "as", "is",
+     "are", "was", "were", "be", "been", "has", "have", "had", "it", "its", "this", "that", "these", "those",
+     "into", "over", "after", "amid", "about", "against", "than", "then", "up", "out", "off", "new", "says",
+     "said", "say", "report", "reports", "reported", "could", "would", "will", "may", "might", "can", "not",
+     "no", "more", "most", "some", "all", "any", "what", "why", "how", "who", "which", "while", "since",
+     "near", "under", "via", "s", "their", "his", "her", "they", "he", "she", "we", "our", "also", "other"])
+# Stages of one process: two headlines at conflicting stages are two stories, however similar the rest.
+_STAGES = {
+    "propose": "proposed", "proposal": "proposed", "draft": "proposed",
+    "provisional": "provisional", "preliminary": "provisional",
+    "final": "final", "finalise": "final", "finalize": "final", "finalis": "final", "finaliz": "final",
+    "charge": "charged", "indict": "charged", "arrest": "charged",
+    "guilty": "verdict", "convict": "verdict", "sentence": "verdict", "jail": "verdict", "acquit": "verdict",
+    "plead": "verdict", "verdict": "verdict",
+    "begin": "start", "start": "start", "open": "start",
+    "elect": "elected", "election": "elected", "sworn": "inaugurated", "inaugurate": "inaugurated",
+    "inauguration": "inaugurated",
+    "suspend": "suspended", "restore": "restored", "resume": "restored", "lift": "restored",
+}
+_CONFLICTS = {frozenset(p) for p in [("proposed", "final"), ("provisional", "final"), ("charged", "verdict"),
+                                     ("start", "verdict"), ("elected", "inaugurated"),
+                                     ("suspended", "restored")]}
 
 
 @dataclass(frozen=True)
 class StoryMatch:
-    """The best existing story for a new entry: its id, the score, and the member entry that matched."""
+    """The best existing story for a new entry: its id, the score, the member entry that matched, and
+    any other stories the entry qualified for (candidates for a merge with ``story_id``)."""
 
     story_id: int
     similarity: float
     entry_key: int
+    also: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
 class _Features:
-    terms: frozenset[str]  # content terms of the title (stemmed, synonyms folded)
-    known: frozenset[str]  # content terms and numbers of title and summary together
-    numbers: frozenset[str]  # numbers in the title
-    names: frozenset[str]  # capitalized words in the title, as content terms
-    shingles: frozenset[int]  # hashed shingles of the normalized summary
-    text: frozenset[int]  # hashed shingles of normalized title+summary, for the LSH
+    title: frozenset[str]  # content terms of the headline (stemmed, synonyms folded)
+    body: frozenset[str]  # content terms of a substantive summary; empty for a headline-only entry
+    numbers: frozenset[str]  # numbers in the headline
+    names: frozenset[str]  # capitalized headline words, as terms
+    stages: frozenset[str]  # process stages named in the headline
+    shingles: frozenset[int]  # hashed word trigrams of a substantive summary
+    terms: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "terms", self.title | self.body)
 
 
 @dataclass(frozen=True)
@@ -142,6 +193,14 @@ def _looks_like_outlet(segment: str, whole: str) -> bool:
 
 def _tokens(text: str) -> list[str]:
     text = re.sub(r"\bu\.s\.(?:a\.)?", "us", text.lower()).replace("u.k.", "uk").replace("'s ", " ")
+    return [t.replace(",", "") for t in _TOKEN.findall(text)]
+
+
+def _term_tokens(text: str) -> list[str]:
+    """Tokens for term extraction: like :func:`_tokens`, with actor and process phrases folded first."""
+    text = text.lower()
+    for rx, repl in _PHRASES:
+        text = rx.sub(repl, text)
     return [t.replace(",", "") for t in _TOKEN.findall(text)]
 
 
@@ -196,18 +255,20 @@ def _hash(items: Iterable[str]) -> frozenset[int]:
 
 def _features(title: str, summary: str) -> _Features:
     clean_title = _strip_outlet(_fold(title))
-    words = _tokens(clean_title)
-    summary_words = _tokens(_clean_summary(summary))
-    caps = [w for w in re.findall(r"\b[A-Z][\w-]*", clean_title) if w.lower() not in _STOP]
-    body = summary_words if len(summary_words) >= MIN_SUMMARY_TOKENS else []
-    terms = _terms(words)
+    clean_summary = _clean_summary(summary)
+    words = _term_tokens(clean_title)
+    body_words = _term_tokens(clean_summary)
+    if len(body_words) < MIN_SUMMARY_TOKENS:
+        body_words = []
+    caps = [w for w in re.findall(r"\b[A-Z][\w&-]*", clean_title) if w.lower() not in _STOP]
+    title_terms = _terms(words)
     return _Features(
-        terms=terms,
-        known=terms | _terms(body),
+        title=title_terms,
+        body=_terms(body_words),
         numbers=frozenset(w for w in words if w[:1].isdigit()),
-        names=_terms(t for w in caps for t in _tokens(w)),
-        shingles=_hash(shingles(" ".join(body))),
-        text=_hash(shingles(" ".join(words + summary_words))),
+        names=_terms(t for w in caps for t in _term_tokens(w)) - {"us", "china"},
+        stages=frozenset(_STAGES[t] for t in title_terms if t in _STAGES),
+        shingles=_hash(shingles(" ".join(_tokens(clean_summary)))) if body_words else frozenset(),
     )
 
 
@@ -217,65 +278,41 @@ def _containment(a: frozenset[int], b: frozenset[int]) -> float:
     return len(a & b) / min(len(a), len(b))
 
 
-def _weight(terms: Iterable[str]) -> float:
-    return sum(WEAK_TERMS.get(t, 1.0) for t in terms)
-
-
-def _title_overlap(a: _Features, b: _Features) -> float:
-    """Weighted overlap of the two headlines' content terms."""
-    if not a.terms or not b.terms:
-        return 0.0
-    return 2 * _weight(a.terms & b.terms) / (_weight(a.terms) + _weight(b.terms))
-
-
-def _coverage(a: _Features, b: _Features) -> float:
-    """Weighted share of a's headline terms that b mentions anywhere (title or summary)."""
-    return _weight(a.terms & b.known) / _weight(a.terms) if a.terms else 0.0
-
-
-def _specifics_differ(a: _Features, b: _Features) -> bool:
-    """True when each side has a number or a name in its headline that the other never mentions."""
-    if a.numbers and b.numbers and not a.numbers & b.known and not b.numbers & a.known:
-        return True
-    return bool(a.names - b.known) and bool(b.names - a.known)
-
-
-def score(a: _Features, b: _Features) -> float:
-    """Similarity in 0..1 when ``a`` and ``b`` are the same story by the rule above, else 0."""
-    if a.text and a.text == b.text:
-        return 1.0
-    text = _containment(a.shingles, b.shingles)
-    if text >= TEXT_SAME:
-        return text
-    if _specifics_differ(a, b):
-        return 0.0
-    title = _title_overlap(a, b)
-    if a.shingles and b.shingles:
-        same = text >= TEXT_CONTRARY and max(title, min(_coverage(a, b), _coverage(b, a))) >= TITLE_SAME
-        return max(title, text) if same else 0.0
-    cover = max(_coverage(a, b) if not a.shingles else 0.0, _coverage(b, a) if not b.shingles else 0.0)
-    same = title >= TITLE_SAME or (cover >= COVER_SAME and title >= TITLE_SUPPORT)
-    return max(title, cover) if same else 0.0
+@functools.lru_cache(maxsize=1)
+def _prior() -> tuple[int, Counter[str]]:
+    """Document frequencies of the corpus shipped in the package: an IDF prior for a young, small window."""
+    df: Counter[str] = Counter()
+    n = 0
+    for path in sorted(resources.files("monitor").joinpath("data", "corpus").iterdir(), key=lambda p: p.name):
+        if not path.name.endswith(".jsonl"):
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                record = json.loads(line)
+                feats = _features(record.get("title", ""), record.get("summary", ""))
+                df.update(feats.terms)
+                n += 1
+    return n, df
 
 
 class StoryIndex:
     """In-memory near-duplicate index over the entries of the last ``window``."""
 
-    def __init__(self, window: timedelta = timedelta(hours=72), threshold: float = 0.3,
-                 num_perm: int = 64) -> None:
+    def __init__(self, window: timedelta = timedelta(hours=72), use_prior: bool = True) -> None:
         self.window = window
-        self._num_perm = num_perm
-        self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-        self._perms = MinHash(num_perm=num_perm).permutations
+        self._prior_n, self._prior_df = _prior() if use_prior else (0, Counter())
         self._members: dict[int, _Member] = {}
-        self._postings: dict[str, set[int]] = {}
+        self._postings: dict[str, set[int]] = {}  # term -> member keys (title and summary terms)
         self._heap: list[tuple[datetime, int]] = []
+        self._story_members: dict[int, dict[int, None]] = {}  # insertion-ordered member keys
         self._story_terms: dict[int, Counter[str]] = {}  # every term the story's members mention
         self._newest: datetime | None = None
-        self._last: tuple[str, str, _Features, MinHash | None] | None = None  # match() then add() reuse
+        self._last: tuple[str, str, _Features] | None = None  # match() then add() reuse
 
     def __len__(self) -> int:
         return len(self._members)
+
+    # -- public ------------------------------------------------------------------------------------------
 
     def match(self, title: str, summary: str, when: datetime) -> StoryMatch | None:
         """The best story within the window that this entry is a copy of, or None for a new story."""
@@ -286,17 +323,25 @@ class StoryIndex:
         if entry_key in self._members:
             self._remove(entry_key)
         feats = self._analyse(title, summary)
-        member = _Member(entry_key, story_id, when, feats)
-        self._members[entry_key] = member
-        if feats.text:
-            self._lsh.insert(entry_key, self._minhash_of(title, summary, feats))
+        self._members[entry_key] = _Member(entry_key, story_id, when, feats)
         for term in feats.terms:
             self._postings.setdefault(term, set()).add(entry_key)
-        self._story_terms.setdefault(story_id, Counter()).update(feats.known)
+        self._story_members.setdefault(story_id, {})[entry_key] = None
+        self._story_terms.setdefault(story_id, Counter()).update(feats.terms)
         heapq.heappush(self._heap, (when, entry_key))
         if self._newest is None or when > self._newest:
             self._newest = when
             self.evict(when)
+
+    def merge(self, absorbed: int, into: int) -> None:
+        """Relabel every member of story ``absorbed`` as a member of ``into`` (the store merged them)."""
+        keys = self._story_members.pop(absorbed, {})
+        terms = self._story_terms.pop(absorbed, Counter())
+        for key in keys:
+            m = self._members[key]
+            self._members[key] = _Member(m.key, into, m.when, m.features)
+        self._story_members.setdefault(into, {}).update(keys)
+        self._story_terms.setdefault(into, Counter()).update(terms)
 
     def evict(self, now: datetime) -> int:
         """Drop members older than ``now - window``; returns how many were dropped."""
@@ -309,70 +354,115 @@ class StoryIndex:
                 dropped += 1
         return dropped
 
+    # -- bookkeeping -------------------------------------------------------------------------------------
+
     def _remove(self, key: int) -> None:
         member = self._members.pop(key)
-        if member.features.text:
-            self._lsh.remove(key)
         for term in member.features.terms:
             posting = self._postings[term]
             posting.discard(key)
             if not posting:
                 del self._postings[term]
-        vocab = self._story_terms[member.story_id]
-        vocab.subtract(member.features.known)
-        if not +vocab:
-            del self._story_terms[member.story_id]
+        story = member.story_id
+        del self._story_members[story][key]
+        if not self._story_members[story]:
+            del self._story_members[story]
+            del self._story_terms[story]
         else:
-            self._story_terms[member.story_id] = +vocab
+            vocab = self._story_terms[story]
+            vocab.subtract(member.features.terms)
+            self._story_terms[story] = +vocab
 
     def _analyse(self, title: str, summary: str) -> _Features:
         if self._last is not None and self._last[0] == title and self._last[1] == summary:
             return self._last[2]
         feats = _features(title, summary)
-        self._last = (title, summary, feats, None)
+        self._last = (title, summary, feats)
         return feats
 
-    def _minhash_of(self, title: str, summary: str, feats: _Features) -> MinHash:
-        if self._last is not None and self._last[2] is feats and self._last[3] is not None:
-            return self._last[3]
-        mh = self._minhash(feats.text)
-        if self._last is not None and self._last[2] is feats:
-            self._last = (title, summary, feats, mh)
-        return mh
+    # -- similarity --------------------------------------------------------------------------------------
 
-    def _minhash(self, hashes: frozenset[int]) -> MinHash:
-        mh = MinHash(num_perm=self._num_perm, hashfunc=int, permutations=self._perms, scheme="affine32")
-        mh.update_batch(np.fromiter(hashes, dtype=np.uint32, count=len(hashes)))
-        return mh
+    def _idf(self, term: str) -> float:
+        df = len(self._postings.get(term, ())) + self._prior_df.get(term, 0)
+        return math.log((len(self._members) + self._prior_n + 1) / (df + 1)) + 1.0
 
-    def _story_cover(self, feats: _Features, member: _Member) -> float:
-        """A headline-only entry against everything the candidate's story mentions."""
-        vocab = self._story_terms[member.story_id]
-        cover = _weight(t for t in feats.terms if t in vocab) / _weight(feats.terms)
-        if cover < STORY_COVER_SAME or _specifics_differ(feats, member.features):
+    def _vector(self, feats: _Features) -> tuple[dict[str, float], float]:
+        vec = {t: self._idf(t) * (TITLE_BOOST if t in feats.title else 1.0) for t in feats.terms}
+        return vec, math.sqrt(sum(w * w for w in vec.values()))
+
+    def _cosine(self, a: tuple[dict[str, float], float], b: tuple[dict[str, float], float]) -> float:
+        (va, na), (vb, nb) = a, b
+        if not na or not nb:
             return 0.0
-        return cover
+        if len(va) > len(vb):
+            va, vb = vb, va
+        return sum(w * vb[t] for t, w in va.items() if t in vb) / (na * nb)
 
-    def _candidates(self, feats: _Features) -> set[int]:
-        found: set[int] = set()
-        if feats.text and self._last is not None and self._last[2] is feats:
-            found.update(self._lsh.query(self._minhash_of(self._last[0], self._last[1], feats)))
-        elif feats.text:
-            found.update(self._lsh.query(self._minhash(feats.text)))
-        sized = sorted((len(self._postings.get(t, ())), t) for t in feats.terms)
-        for size, term in [st for st in sized if 0 < st[0] <= POSTING_CAP][:RARE_TERMS]:
-            found |= self._postings[term]
-        return found
+    def _cover(self, terms: frozenset[str], known: Iterable[str] | Counter[str]) -> float:
+        """IDF-weighted share of ``terms`` (a headline) that ``known`` mentions."""
+        total = sum(self._idf(t) for t in terms)
+        return sum(self._idf(t) for t in terms if t in known) / total if total else 0.0
 
-    def _best(self, feats: _Features, when: datetime) -> StoryMatch | None:
-        best: StoryMatch | None = None
-        for key in self._candidates(feats):
+    def _conflict(self, a: _Features, b: _Features, known_a: Iterable[str] | Counter[str],
+                  known_b: Iterable[str] | Counter[str]) -> bool:
+        """True when the headlines disagree on specifics (``known_x`` is everything side x mentions)."""
+        if a.numbers and b.numbers and not a.numbers & b.numbers and not any(n in known_b for n in a.numbers) \
+                and not any(n in known_a for n in b.numbers):
+            return True
+        if any(frozenset((x, y)) in _CONFLICTS for x in a.stages for y in b.stages) \
+                and not a.stages & b.stages:
+            return True
+        names_a = {t for t in a.names if t not in known_b and self._idf(t) >= NAME_IDF}
+        names_b = {t for t in b.names if t not in known_a and self._idf(t) >= NAME_IDF}
+        return bool(names_a) and bool(names_b)
+
+    def _judge(self, feats: _Features, vec: tuple[dict[str, float], float], story: int,
+               when: datetime) -> tuple[float, int]:
+        """Score of the entry against one candidate story (0 when it is not the same story), and the member."""
+        vocab = self._story_terms[story]
+        keys = list(self._story_members[story])
+        lead = self._members[keys[0]]
+        best, best_key = 0.0, keys[0]
+        for key in keys[-MEMBERS_COMPARED:] if len(keys) > MEMBERS_COMPARED else keys:
             member = self._members[key]
             if abs(when - member.when) > self.window:
                 continue
-            sim = score(feats, member.features)
-            if not sim and not feats.shingles:
-                sim = self._story_cover(feats, member)
-            if sim > 0 and (best is None or sim > best.similarity):
-                best = StoryMatch(member.story_id, sim, key)
-        return best
+            text = _containment(feats.shingles, member.features.shingles)
+            if text >= TEXT_SAME:
+                return 1.0 + text, key
+            if self._conflict(feats, member.features, feats.terms, vocab):
+                return 0.0, key
+            cos = self._cosine(vec, self._vector(member.features))
+            if cos > best:
+                best, best_key = cos, key
+        if best >= COS_SAME:
+            return best, best_key
+        if best >= COS_SUPPORT:
+            cover = max(self._cover(feats.title, vocab), self._cover(lead.features.title, feats.terms))
+            if cover >= COVER_SAME:
+                return best, best_key
+        return 0.0, best_key
+
+    def _candidates(self, feats: _Features) -> set[int]:
+        sized = sorted((len(p), t) for t in feats.terms if (p := self._postings.get(t)) is not None)
+        found: set[int] = set()
+        for size, term in sized[:RARE_LOOKUPS]:
+            if size > POSTING_CAP:
+                break
+            found.update(self._members[k].story_id for k in self._postings[term])
+        return found
+
+    def _best(self, feats: _Features, when: datetime) -> StoryMatch | None:
+        if not feats.terms:
+            return None
+        vec = self._vector(feats)
+        scored = []
+        for story in self._candidates(feats):
+            sim, key = self._judge(feats, vec, story, when)
+            if sim > 0:
+                scored.append((sim, story, key))
+        if not scored:
+            return None
+        scored.sort(reverse=True)
+        sim, story, key = scored[0]
+        return StoryMatch(story, min(sim, 1.0), key, tuple(s for _, s, _ in scored[1:]))

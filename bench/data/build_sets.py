@@ -86,8 +86,12 @@ def build_distinct() -> list[dict[str, object]]:
     pairs = []
     for pi, block in enumerate(_blocks((HERE / "distinct_src.txt").read_text())):
         get = {ln[:2]: ln[3:] for ln in block}
-        pairs.append({"a": _item(get["A:"], OUTLETS[pi % len(OUTLETS)]),
-                      "b": _item(get["B:"], OUTLETS[(pi + 5) % len(OUTLETS)]), "why": get["W:"].strip()})
+        date_a, date_b = (d.strip() for d in get["D:"].split("|"))
+        pairs.append({"a": {**_item(get["A:"], OUTLETS[pi % len(OUTLETS)]), "date": date_a.lstrip("~"),
+                            "date_approx": date_a.startswith("~")},
+                      "b": {**_item(get["B:"], OUTLETS[(pi + 5) % len(OUTLETS)]), "date": date_b.lstrip("~"),
+                            "date_approx": date_b.startswith("~")},
+                      "why": get["W:"].strip()})
     return pairs
 
 
