@@ -15,10 +15,11 @@ from .store import AlertRow, Store
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("alerts", help="recent alerts with their delivery state; `alerts retry` re-queues failed ones")
+    p = sub.add_parser("alerts", help="recent alerts with their delivery state; "
+                                      "`alerts retry` re-queues failed ones")
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--pending", action="store_true", help="only alerts waiting to be sent (held, in backoff, "
-                                                              "or waiting for a digest)")
+    group.add_argument("--pending", action="store_true",
+                       help="only alerts waiting to be sent (held, in backoff, or waiting for a digest)")
     group.add_argument("--failed", action="store_true", help="only alerts that were given up on")
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -77,24 +78,25 @@ def _state(row: AlertRow) -> str:
 
 def _alert_json(r: AlertRow) -> dict[str, Any]:
     a = r.alert
-    return {"id": a.id, "story_id": a.story_id, "watchlist": a.watchlist, "channel": a.channel, "state": a.state,
-            "mode": r.mode, "urgent": r.urgent, "note": r.note, "digest_id": r.digest_id, "attempts": a.attempts,
-            "title": a.title, "link": a.link, "last_error": a.last_error, "created_at": _iso(a.created_at),
-            "next_attempt_at": _iso(a.next_attempt_at), "sent_at": _iso(r.sent_at), "failed_at": _iso(r.failed_at)}
+    return {"id": a.id, "story_id": a.story_id, "watchlist": a.watchlist, "channel": a.channel,
+            "state": a.state, "mode": r.mode, "urgent": r.urgent, "note": r.note, "digest_id": r.digest_id,
+            "attempts": a.attempts, "title": a.title, "link": a.link, "last_error": a.last_error,
+            "created_at": _iso(a.created_at), "next_attempt_at": _iso(a.next_attempt_at),
+            "sent_at": _iso(r.sent_at), "failed_at": _iso(r.failed_at)}
 
 
 # -- status ------------------------------------------------------------------------------------------------
 
 def delivery_status(store: Store, config_path: Path | None = None) -> list[str]:
-    """Lines for `monitor status`: alert counts, the last failed alerts, digests waiting, next digest times."""
-    counts = store.count_alerts()
+    """Lines for `monitor status`: alert counts, the latest failed alerts, next digest times."""
+    counts, waiting = store.count_alerts(), store.waiting_for_digest()
     lines = ["alerts: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("pending", "sent", "failed"))
-             + (f" ({store.waiting_for_digest()} waiting for a digest)" if store.waiting_for_digest() else "")]
+             + (f" ({waiting} waiting for a digest)" if waiting else "")]
     for row in store.alerts(state="failed", limit=5):
         a = row.alert
         lines.append(f"  failed: #{a.id} to {a.channel}: {a.title} ({a.last_error})")
     if counts.get("failed", 0) > 5:
-        lines.append("  ... see `monitor alerts --failed`; `monitor alerts retry --all-failed` re-queues them")
+        lines.append("  ... see `monitor alerts --failed`; `monitor alerts retry --all-failed` re-queues")
     config = _try_config(config_path)
     if config is None:
         return lines
@@ -104,12 +106,13 @@ def delivery_status(store: Store, config_path: Path | None = None) -> list[str]:
     now = datetime.now(timezone.utc)
     for name, spec in config.channel_specs.items():
         policy = ChannelPolicy.from_spec(name, spec, config.zone)
-        waiting = store.waiting_for_digest(name)
-        if name not in clock or (policy.mode != "digest" and not waiting):
+        queued = store.waiting_for_digest(name)
+        if name not in clock or (policy.mode != "digest" and not queued):
             continue
         due = digest_due(clock[name], now, policy) or next_digest(clock[name], policy)
         local = due.astimezone(config.zone).strftime("%Y-%m-%d %H:%M")
-        lines.append(f"  digest for {name}: next at {local} {config.zone.key}, {waiting} alert{_s(waiting)} waiting")
+        lines.append(f"  digest for {name}: next at {local} {config.zone.key}, "
+                     f"{queued} alert{_s(queued)} waiting")
     return lines
 
 

@@ -95,7 +95,8 @@ def next_local_time(after: datetime, when: time, zone: ZoneInfo) -> datetime:
     days, so a DST change does not skip or repeat a day)."""
     local_day = after.astimezone(zone).date()
     for offset in range(3):
-        candidate = datetime.combine(local_day + timedelta(days=offset), when, tzinfo=zone).astimezone(timezone.utc)
+        day = local_day + timedelta(days=offset)
+        candidate = datetime.combine(day, when, tzinfo=zone).astimezone(timezone.utc)
         if candidate > after:
             return candidate
     raise AssertionError("unreachable: a local time recurs within two days")
@@ -190,20 +191,27 @@ class Deliverer:
         """Queue one alert (story, watchlist, channel); False when it was already queued or sent."""
         policy = self.policies.get(route.channel)
         mode = route.mode or (policy.mode if policy else "instant")
-        return self.store.enqueue_alert(view.id, match.watchlist, route.channel, match.why, route.severity, now,
-                                        mode=mode, urgent=route.urgent) is not None
+        alert_id = self.store.enqueue_alert(view.id, match.watchlist, route.channel, match.why,
+                                            route.severity, now, mode=mode, urgent=route.urgent)
+        return alert_id is not None
 
-    def deliver_due(self, ignore_backoff: bool = False) -> DeliveryOutcome:
+    def deliver_due(self, ignore_backoff: bool = False,
+                    should_stop: Callable[[], bool] = lambda: False) -> DeliveryOutcome:
         """Send what is due: instant alerts (``ignore_backoff``: every pending one, whatever its retry time),
-        then the digests whose time has come. Quiet hours and the rate limit apply either way."""
+        then the digests whose time has come. Quiet hours and the rate limit apply either way.
+        ``should_stop`` (SIGTERM) ends the pass between two sends; what is left stays pending."""
         now = self.clock()
         horizon = _FAR_FUTURE if ignore_backoff else now
         tally = _Tally()
         sent_last_hour: dict[str, int] = {}
         for row in self.store.due_alerts(horizon):
+            if should_stop():
+                return tally.outcome()
             self._instant(row, now, sent_last_hour, tally)
         self._compose_digests(now)
         for digest in self.store.due_digests(horizon):
+            if should_stop():
+                break
             self._digest(digest, now, tally)
         return tally.outcome()
 
@@ -228,7 +236,8 @@ class Deliverer:
             tally.add("held")
         elif isinstance(decision, ToDigest):
             self.store.move_to_digest(alert.id, decision.reason)
-            log.info("alert %d to channel %r goes to the next digest (%s)", alert.id, alert.channel, decision.reason)
+            log.info("alert %d to channel %r goes to the next digest (%s)", alert.id, alert.channel,
+                     decision.reason)
             tally.add("to_digest")
         else:
             result = self._send_alert(row, policy)
@@ -304,7 +313,8 @@ class Deliverer:
     def _digest(self, digest: DigestRow, now: datetime, tally: _Tally) -> None:
         policy = self.policies.get(digest.channel)
         if policy is None:
-            tally.add(self._digest_failed_or_retry(digest, f"channel '{digest.channel}' is no longer configured"))
+            error = f"channel '{digest.channel}' is no longer configured"
+            tally.add(self._digest_failed_or_retry(digest, error))
             return
         if quiet_until(policy, now) is not None:  # a retry that falls in quiet hours waits for the end
             return
@@ -319,8 +329,8 @@ class Deliverer:
                 continue
             fmt = url_format(url, policy.format)
             try:
-                title, body = render_digest(digest.channel, items, failures, digest.period_start, digest.period_end,
-                                            self.zone, fmt, self.template_dir)
+                title, body = render_digest(digest.channel, items, failures, digest.period_start,
+                                            digest.period_end, self.zone, fmt, self.template_dir)
             except NotifyError as exc:
                 errors.append(str(exc))
                 continue
@@ -344,15 +354,16 @@ class Deliverer:
         for row in alerts:
             story = self.store.story(row.alert.story_id)
             if story is not None:
-                items.append(DigestItem(story=story.view, watchlist=row.alert.watchlist, why=row.why, note=row.note))
+                items.append(DigestItem(story=story.view, watchlist=row.alert.watchlist, why=row.why,
+                                        note=row.note))
         return items
 
     def _digest_failed_or_retry(self, digest: DigestRow, error: str) -> str:
         now = self.clock()
         if self._too_old(digest.created_at, now):
             self.store.mark_digest_failed(digest.id, error, now)
-            log.error("digest %d to channel %r failed for good after %d attempts: %s", digest.id, digest.channel,
-                      digest.attempts + 1, error)
+            log.error("digest %d to channel %r failed for good after %d attempts: %s", digest.id,
+                      digest.channel, digest.attempts + 1, error)
             return "failed"
         delay = self._retry_delay(digest.attempts + 1)
         self.store.mark_digest_retry(digest.id, error, now + delay)

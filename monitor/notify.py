@@ -124,7 +124,8 @@ def send(url: str, message: Message, timeout: float = 30.0) -> SendResult:
         client = _client_for(url)
         if client is None:
             detail = _failure_reason(captured.getvalue(), default="")
-            return SendResult(key, False, f"invalid apprise URL {redact(url)}" + (f" ({detail})" if detail else ""))
+            why = f" ({detail})" if detail else ""
+            return SendResult(key, False, f"invalid apprise URL {redact(url)}{why}")
         for service in client:
             _limit_timeouts(service, timeout)
         try:

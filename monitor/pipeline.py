@@ -15,7 +15,7 @@ import random
 import signal
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -29,7 +29,7 @@ from .errors import ParseError
 from .fetch import FetchOptions, fetch_all
 from .identity import canonical_url
 from .metrics import Observer
-from .models import Entry, FeedState, Fetched, FetchFailed, FetchResult, NotModified, Verdict
+from .models import Entry, FeedState, Fetched, FetchFailed, FetchResult, Match, NotModified, Route, Verdict
 from .notify import Message, send
 from .parse import ParsedFeed, ParseJob, run_job
 from .store import PollInfo, Store
@@ -141,12 +141,15 @@ class Pipeline:
         self.index.evict(now)
         if feeds:
             use_pool = len(feeds) >= POOL_MIN_FEEDS and self._parse_workers() > 1
-            asyncio.run(fetch_all(feeds, self.fetch_options(),
-                                  lambda feed, result, took: self._on_result(feed, result, took, stats, use_pool),
-                                  should_stop=self.stop_requested.is_set))
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="record") as worker:
+                asyncio.run(fetch_all(feeds, self.fetch_options(),
+                                      lambda feed, result, took: self._on_result(feed, result, took, stats,
+                                                                                 use_pool, worker),
+                                      should_stop=self.stop_requested.is_set))
         self._notify_failing(stats)
         if not self.stop_requested.is_set():
-            outcome = self.deliverer.deliver_due(ignore_backoff=all_feeds)
+            outcome = self.deliverer.deliver_due(ignore_backoff=all_feeds,
+                                                 should_stop=self.stop_requested.is_set)
             stats.alerts_sent, stats.alerts_failed = outcome.sent, outcome.failed
         stats.alerts_pending = self.store.count_alerts().get("pending", 0)
         stats.duration_s = round((self.clock() - now).total_seconds(), 3)
@@ -175,21 +178,40 @@ class Pipeline:
         return (os.cpu_count() or 1) if configured is None else configured
 
     async def _on_result(self, feed: FeedState, result: FetchResult, took_s: float, stats: CycleStats,
-                         use_pool: bool) -> None:
+                         use_pool: bool, worker: ThreadPoolExecutor) -> None:
+        """Everything that touches the database (and the story index) runs in ``worker``, one thread, in
+        order; the event loop only fetches, so slow processing never makes in-flight requests time out.
+        Parsing runs in the process pool when there is one, else in the worker thread too."""
         if self.stop_requested.is_set():
             return
-        info = self.store.poll_info(feed.id)
+        loop = asyncio.get_running_loop()
+        job = await loop.run_in_executor(worker, self._parse_job, feed, result)
         parsed: ParsedFeed | ParseError | None = None
-        if isinstance(result, Fetched) and not self._unchanged(result, info):
-            skip = self.store.recent_guids(feed.id) if info.last_ok_at is not None else frozenset()
-            job = ParseJob(result.content, result.headers, result.url, feed.id, feed.name, feed.tags,
-                           self.clock(), skip)
-            parsed = await self._parse(job, use_pool)
-        if self.stop_requested.is_set():
+        if job is not None:
+            if use_pool:
+                parsed = await self._parse_in_pool(job)
+            if parsed is None:
+                parsed = await loop.run_in_executor(worker, _parse_here, job)
+        await loop.run_in_executor(worker, self._finish, feed, result, parsed, took_s, stats)
+
+    def _parse_job(self, feed: FeedState, result: FetchResult) -> ParseJob | None:
+        """What to parse, or None: not a body, or the very same body as last time."""
+        if not isinstance(result, Fetched):
+            return None
+        info = self.store.poll_info(feed.id)
+        if self._unchanged(result, info):
+            return None
+        skip = self.store.recent_guids(feed.id) if info.last_ok_at is not None else frozenset()
+        return ParseJob(result.content, result.headers, result.url, feed.id, feed.name, feed.tags, self.clock(),
+                        skip)
+
+    def _finish(self, feed: FeedState, result: FetchResult, parsed: ParsedFeed | ParseError | None,
+                took_s: float, stats: CycleStats) -> None:
+        if self.stop_requested.is_set():  # SIGTERM: drop it unrecorded; the feed stays due
             return
         stats.feeds_polled += 1
         try:
-            self._record(feed, result, info, parsed, took_s, stats)
+            self._record(feed, result, self.store.poll_info(feed.id), parsed, took_s, stats)
         except Exception as exc:  # one feed's bug must not stop the cycle
             log.exception("feed %r: processing failed", feed.name)
             self._record_error(feed, FetchFailed(feed.url, f"internal error: {type(exc).__name__}: {exc}"), stats)
@@ -201,18 +223,16 @@ class Pipeline:
         """A server that ignores conditional headers sends the same bytes again: skip them cheaply."""
         return info.body_hash is not None and info.body_hash == _body_hash(result.content)
 
-    async def _parse(self, job: ParseJob, use_pool: bool) -> ParsedFeed | ParseError:
+    async def _parse_in_pool(self, job: ParseJob) -> ParsedFeed | ParseError | None:
+        """None when the pool broke (a worker died: OOM, a signal); the caller then parses it itself."""
         try:
-            if use_pool:
-                loop = asyncio.get_running_loop()
-                try:
-                    return await loop.run_in_executor(self._parser_pool(), run_job, job)
-                except BrokenProcessPool:  # a worker died (OOM, a signal): parse here, start a new pool later
-                    log.warning("feed %r: parser process died; parsing in the main process", job.feed_name)
-                    self._pool = None
-            return run_job(job)
+            return await asyncio.get_running_loop().run_in_executor(self._parser_pool(), run_job, job)
         except ParseError as exc:
             return exc
+        except BrokenProcessPool:
+            log.warning("feed %r: parser process died; parsing in the main process", job.feed_name)
+            self._pool = None
+            return None
 
     def _parser_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -351,15 +371,17 @@ class Pipeline:
         if not fresh:
             return 0
         pending = _Pending()
+        # One transaction from entry to outbox row: a crash can never leave a stored (so "seen") entry
+        # whose story was not matched and queued.
         with self.store.transaction():
             for entry in fresh.values():
                 self._store_entry(entry, now, pending)
+            for story_id in pending.new_stories:
+                stats.alerts_queued += self._assess_story(story_id, now)
         for entry_id, story_id, entry in pending.index_adds:
             self.index.add(entry_id, story_id, entry.title, entry.summary, entry.published)
         stats.entries_new += len(fresh)
         stats.stories_new += len(pending.new_stories)
-        for story_id in pending.new_stories:
-            stats.alerts_queued += self._assess_story(story_id, now)
         return len(fresh)
 
     def _store_entry(self, entry: Entry, now: datetime, pending: _Pending) -> None:
@@ -402,17 +424,46 @@ class Pipeline:
             view = row.view
         if not row.alertable:
             return 0
-        queued = 0
         doc = prepare(view)  # normalized once, shared by every watchlist
-        with self.store.transaction():
-            for watchlist in self.watchlists:
-                match = watchlist.match(view, doc)
-                if match is None or not self.store.record_match(story_id, match.watchlist, match.why, now):
-                    continue
-                for route in match.routes:
-                    if self.deliverer.enqueue(view, match, route, now):
-                        queued += 1
+        matches = []
+        for watchlist in self.watchlists:
+            match = watchlist.match(view, doc)
+            if match is not None and self.store.record_match(story_id, match.watchlist, match.why, now):
+                matches.append(match)
+        queued = 0
+        for channel_match, route in combine_by_channel(matches):
+            if self.deliverer.enqueue(view, channel_match, route, now):
+                queued += 1
         return queued
+
+
+_SEVERITY_ORDER = ("info", "success", "warning", "failure")
+
+
+def combine_by_channel(matches: Sequence[Match]) -> list[tuple[Match, Route]]:
+    """One alert per story per channel: when several watchlists send the same story to one channel, their
+    names and reasons are merged into one message (the most severe severity, urgent if any route is, and
+    instant unless every route asks for the digest)."""
+    by_channel: dict[str, list[tuple[Match, Route]]] = {}
+    for match in matches:
+        for route in match.routes:
+            by_channel.setdefault(route.channel, []).append((match, route))
+    combined = []
+    for channel, pairs in by_channel.items():
+        if len(pairs) == 1:
+            combined.append(pairs[0])
+            continue
+        names = list(dict.fromkeys(m.watchlist for m, _ in pairs))
+        why = "; ".join(f"[{m.watchlist}] {m.why}" for m, _ in pairs)
+        modes = {r.mode for _, r in pairs}
+        mode = None if None in modes else ("instant" if "instant" in modes else "digest")
+        severity = max((r.severity for _, r in pairs), key=_SEVERITY_ORDER.index)
+        route = Route(channel=channel, mode=mode, severity=severity, urgent=any(r.urgent for _, r in pairs))
+        first = pairs[0][0]
+        match = Match(story_id=first.story_id, watchlist=", ".join(names), routes=(route,), why=why,
+                      severity=severity)
+        combined.append((match, route))
+    return combined
 
 
 def _body_hash(content: bytes) -> str:
@@ -426,6 +477,13 @@ def _human(delta: timedelta) -> str:
     if seconds < 7200:
         return f"{seconds // 60}m"
     return f"{seconds / 3600:.1f}h"
+
+
+def _parse_here(job: ParseJob) -> ParsedFeed | ParseError:
+    try:
+        return run_job(job)
+    except ParseError as exc:
+        return exc
 
 
 def _parser_process_init() -> None:

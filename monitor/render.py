@@ -36,7 +36,7 @@ class DigestItem:
     story: StoryView
     watchlist: str
     why: str
-    note: str | None = None  # e.g. "rate limit": it would have gone out alone but the channel was at its limit
+    note: str | None = None  # "rate limit": it would have gone out alone but the channel was at its limit
 
     @property
     def subtopic(self) -> str:
@@ -115,7 +115,8 @@ def _env(override_dir: Path | None, fmt: str) -> jinja2.Environment:
 def _render(kind: str, fmt: str, override_dir: Path | None, context: dict[str, object]) -> tuple[str, str]:
     try:
         # titles are plain text in every format, so they never get HTML escaping
-        title_template = _env(override_dir, "text").select_template([f"{kind}.title.{fmt}.j2", f"{kind}.title.j2"])
+        title_names = [f"{kind}.title.{fmt}.j2", f"{kind}.title.j2"]
+        title_template = _env(override_dir, "text").select_template(title_names)
         title = " ".join(title_template.render(**context).split())
         body = _env(override_dir, fmt).get_template(f"{kind}.{fmt}.j2").render(**context)
     except jinja2.TemplateError as exc:

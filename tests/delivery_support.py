@@ -80,7 +80,7 @@ def story(label: str, when: datetime, summary: str | None = None) -> Item:
 
 
 class SubtopicScorer:
-    """A stand-in classifier: the subtopic is named in the story's label ('chips 1' -> chips_export_controls)."""
+    """A stand-in classifier: the story's label names its subtopic ('chips 1' -> chips_export_controls)."""
 
     threshold = 0.5
     TOPICS = {"chips": "chips_export_controls", "cyber": "cyber_espionage", "apps": "apps_data"}

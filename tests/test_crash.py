@@ -1,6 +1,7 @@
 """Crash safety of the outbox: `kill -9` of a real `monitor run` in the middle of a burst of alerts, then a
-restart: no alert lost, none doubled outside the documented window (the one message a service had accepted
-when the process died, before its mark was committed). Plus a digest composed but not sent before a crash."""
+restart (stopped once more with SIGTERM mid-burst, then again): no alert lost, none doubled outside the
+documented window (the one message a service had accepted when the process died, before its mark was
+committed). Plus a digest composed but not sent before a crash."""
 
 from __future__ import annotations
 
@@ -80,14 +81,15 @@ def _wait(predicate: Callable[[], bool], what: str, deadline_s: float = 60.0) ->
 def _alerts(state: Path) -> dict[str, str]:
     """Title -> delivery state, read straight from the database file."""
     with sqlite3.connect(state / "monitor.db") as conn:
-        rows = conn.execute("SELECT s.title, a.state FROM alerts a JOIN stories s ON s.id = a.story_id").fetchall()
+        rows = conn.execute("SELECT s.title, a.state FROM alerts a "
+                            "JOIN stories s ON s.id = a.story_id").fetchall()
     return dict(rows)
 
 
 def _start(config: Path, state: Path, log_path: Path) -> subprocess.Popen[bytes]:
     with log_path.open("a") as log_file:
-        return subprocess.Popen([sys.executable, "-m", "monitor.cli", "--config", str(config), "--state", str(state),
-                                 "run"], stdout=log_file, stderr=subprocess.STDOUT)
+        command = [sys.executable, "-m", "monitor.cli", "--config", str(config), "--state", str(state), "run"]
+        return subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
 
 
 @pytest.mark.slow
@@ -119,6 +121,23 @@ def test_kill_9_during_a_burst_then_restart_loses_nothing_and_doubles_at_most_th
     window = {title for title in received_before if after_kill[title] != "sent"}
     assert len(window) <= 1, window
     assert all(count == 1 for count in received_before.values())
+
+    # restart; this time stop it cleanly (SIGTERM) in the middle: the send in flight completes and is marked,
+    # the rest stays pending, nothing is doubled
+    proc = _start(config, state, log_path)
+    try:
+        _wait(lambda: len(slow_receiver.titles()) >= sum(received_before.values()) + 8, "the restart to send")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    after_term = _alerts(state)
+    assert "pending" in after_term.values(), "SIGTERM stopped the burst between two sends"
+    sent_now = Counter(slow_receiver.titles())
+    assert {t for t, n in sent_now.items() if n > 1} <= window
+    marked = {title for title, state in after_term.items() if state == "sent"}
+    assert {title for title in sent_now if title not in window} == marked - window
 
     proc = _start(config, state, log_path)
     try:

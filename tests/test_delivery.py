@@ -22,7 +22,7 @@ def _mmost(receiver) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_digest_is_one_message_per_channel_grouped_with_every_link(tmp_path: Path, httpserver: HTTPServer,
-                                                                   receiver, smtp) -> None:
+                                                                   receiver, smtp, capsys) -> None:
     clock = Clock(local("2030-03-04 06:00"))
     site = FeedSite(httpserver)
     channels = {"default": ["console://"],
@@ -30,8 +30,8 @@ def test_digest_is_one_message_per_channel_grouped_with_every_link(tmp_path: Pat
                 "mail": {"urls": [smtp.url()], "mode": "digest", "digest": {"at": "08:00"}}}
     watchlists = [{"name": "china-watch", "keywords": {"any": ["China"]}, "channels": ["chat", "mail"]},
                   {"name": "chips-watch", "keywords": {"any": ["chips"]}, "channels": ["chat", "mail"]}]
-    rig = open_rig(write_config(tmp_path / "config", channels, site.url, watchlists), tmp_path / "state", clock,
-                   site, scorer=SubtopicScorer())
+    config = write_config(tmp_path / "config", channels, site.url, watchlists)
+    rig = open_rig(config, tmp_path / "state", clock, site, scorer=SubtopicScorer())
     try:
         first = [story("chips 1", clock.now), story("cyber 1", clock.now), story("plain 1", clock.now)]
         rig.ingest(*first)
@@ -41,6 +41,10 @@ def test_digest_is_one_message_per_channel_grouped_with_every_link(tmp_path: Pat
         clock.advance(minutes=59)  # 07:59: not yet
         rig.deliver()
         assert receiver.received == [] and smtp.mailbox.messages == []
+        capsys.readouterr()
+        assert cli(config, tmp_path / "state", "alerts", "--pending") == 0
+        # a story both watchlists match is one alert per channel, naming both: 5 stories x 2 channels
+        assert capsys.readouterr().out.count("pending (digest)") == 10
 
         clock.advance(minutes=2)  # 08:01
         outcome = rig.deliver()
@@ -50,19 +54,17 @@ def test_digest_is_one_message_per_channel_grouped_with_every_link(tmp_path: Pat
         period = [item.link for item in first + second]
         assert sorted(set(_links(text))) == sorted(period)
         # grouped: each watchlist, then subtopics (the story's main one), stories without one last
-        china = text.index("### china-watch (5)")
-        chips = text.index("### chips-watch (2)")
-        sections = [text.index(h, china) for h in ("**apps data**", "**chips export controls**",
-                                                   "**cyber espionage**", "**other stories**")]
-        assert china < sections[0] < sections[1] < sections[2] < sections[3] < chips
-        chips_part = text[sections[1]:sections[2]]
-        assert set(_links(chips_part)) == {first[0].link, second[0].link}
-        assert set(_links(text[sections[3]:chips])) == {first[2].link}
-        assert set(_links(text[chips:])) == {first[0].link, second[0].link}
-        assert "monitor digest: 7 alerts" in text.splitlines()[0]  # 5 + 2 (two watchlists)
+        china = text.index("### china-watch (3)")
+        both = text.index("### china-watch, chips-watch (2)")
+        sections = [text.index(h, china) for h in ("**apps data**", "**cyber espionage**", "**other stories**")]
+        assert china < sections[0] < sections[1] < sections[2] < both
+        assert set(_links(text[sections[2]:both])) == {first[2].link}
+        assert set(_links(text[both:])) == {first[0].link, second[0].link}
+        assert "**chips export controls**" in text[both:]
+        assert "monitor digest: 5 alerts" in text.splitlines()[0]
         html = "\n".join(smtp.bodies())
         assert all(f'href="{link}"' in html for link in period)
-        assert smtp.subjects()[0].startswith("monitor digest: 7 alerts")
+        assert smtp.subjects()[0].startswith("monitor digest: 5 alerts")
 
         # the next period holds only what came after 08:00; chat digests at 18:00, mail the next morning
         third = story("plain 2", clock.now)
@@ -83,8 +85,8 @@ def test_digest_is_one_message_per_channel_grouped_with_every_link(tmp_path: Pat
         rig.close()
 
 
-def test_quiet_hours_hold_then_release_and_urgent_alerts_pass(tmp_path: Path, httpserver: HTTPServer, receiver,
-                                                             capsys) -> None:
+def test_quiet_hours_hold_then_release_and_urgent_alerts_pass(tmp_path: Path, httpserver: HTTPServer,
+                                                             receiver, capsys) -> None:
     clock = Clock(local("2030-03-04 21:50"))
     site = FeedSite(httpserver)
     channels = {"default": [receiver.url()], "chat": {"urls": [receiver.url("chat")],
@@ -102,13 +104,14 @@ def test_quiet_hours_hold_then_release_and_urgent_alerts_pass(tmp_path: Path, ht
         clock.advance(minutes=40)  # 22:30: quiet
         calm, urgent = story("calm", clock.now), story("breach", clock.now)
         rig.ingest(calm, urgent)
-        # the urgent route goes through; the same story's ordinary route waits like the calm one
+        # the urgent story goes through once (both watchlists' reasons in one message); the calm one waits
         assert receiver.titles() == [before.title, urgent.title]
         assert receiver.received[1]["type"] == "failure"
+        assert "breach-pager" in receiver.received[1]["message"]
         capsys.readouterr()
         assert cli(config, tmp_path / "state", "alerts", "--pending") == 0
         listing = capsys.readouterr().out
-        assert listing.count("pending (held)") == 2
+        assert listing.count("pending (held)") == 1
 
         clock.advance(hours=4)
         rig.deliver()
@@ -119,14 +122,15 @@ def test_quiet_hours_hold_then_release_and_urgent_alerts_pass(tmp_path: Path, ht
 
         clock.now = local("2030-03-05 07:00")
         rig.deliver()
-        assert sorted(receiver.titles()[2:]) == sorted([calm.title, urgent.title])
+        assert receiver.titles()[2:] == [calm.title]
         rig.deliver()
-        assert len(receiver.received) == 4
+        assert len(receiver.received) == 3
     finally:
         rig.close()
 
 
-def test_rate_limit_overflow_arrives_in_the_next_digest(tmp_path: Path, httpserver: HTTPServer, receiver) -> None:
+def test_rate_limit_overflow_arrives_in_the_next_digest(tmp_path: Path, httpserver: HTTPServer,
+                                                       receiver) -> None:
     clock = Clock(local("2030-03-04 10:00"))
     site = FeedSite(httpserver)
     channels = {"default": {"urls": [receiver.url()], "rate_limit": 3, "digest": {"every": "1h"}}}
@@ -240,6 +244,7 @@ def test_undeliverable_alert_fails_after_max_age_and_is_reported(tmp_path: Path,
         assert cli(config, state, "status") == 0
         status = capsys.readouterr().out
         assert "1 failed" in status and lost.title in status
+        assert "digest for summary: next at 2030-03-04 13:00 Europe/Paris" in status
 
         clock.advance(hours=1)  # the next digest of the digest channel reports it
         rig.deliver()
@@ -303,8 +308,9 @@ def test_user_templates_override_the_shipped_ones(tmp_path: Path, httpserver: HT
     templates = tmp_path / "config" / "templates"
     templates.mkdir()
     (templates / "alert.title.j2").write_text("[{{ watchlist }}] {{ story.title }}")
-    (templates / "alert.text.j2").write_text("{{ story.feed_name }} says: {{ story.link }}"
-                                             "{% if story.verdict %} ({{ story.verdict.score|score }}){% endif %}\n")
+    (templates / "alert.text.j2").write_text(
+        "{{ story.feed_name }} says: {{ story.link }}"
+        "{% if story.verdict %} ({{ story.verdict.score|score }}){% endif %}\n")
     rig = open_rig(config, tmp_path / "state", clock, site)
     try:
         item = story("custom", clock.now)
@@ -315,7 +321,8 @@ def test_user_templates_override_the_shipped_ones(tmp_path: Path, httpserver: HT
         rig.close()
 
 
-def test_a_broken_user_template_keeps_the_alert_pending_with_the_reason(tmp_path: Path, httpserver: HTTPServer,
+def test_a_broken_user_template_keeps_the_alert_pending_with_the_reason(tmp_path: Path,
+                                                                       httpserver: HTTPServer,
                                                                        receiver) -> None:
     clock = Clock(local("2030-03-04 10:00"))
     site = FeedSite(httpserver)
@@ -353,3 +360,27 @@ def test_notify_test_sends_to_each_url_and_prints_apprise_reason(tmp_path: Path,
     finally:
         down.server.shutdown()
         down.server.server_close()
+
+
+def test_a_retry_goes_only_to_the_url_that_refused(tmp_path: Path, httpserver: HTTPServer, receiver) -> None:
+    from localparts import start_receiver
+
+    flaky = start_receiver()
+    clock = Clock(local("2030-03-04 10:00"))
+    site = FeedSite(httpserver)
+    config = write_config(tmp_path / "config", {"default": [receiver.url(), flaky.url()]}, site.url)
+    rig = open_rig(config, tmp_path / "state", clock, site)
+    try:
+        flaky.status = 503
+        item = story("two urls", clock.now)
+        rig.ingest(item)
+        assert receiver.titles() == [item.title] and rig.alert_states()[item.title] == "pending"
+        flaky.status = 200
+        clock.advance(minutes=1)
+        rig.deliver()
+        assert receiver.titles() == [item.title] and flaky.titles() == [item.title]
+        assert rig.alert_states()[item.title] == "sent"
+    finally:
+        rig.close()
+        flaky.server.shutdown()
+        flaky.server.server_close()

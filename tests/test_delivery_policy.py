@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -140,3 +141,30 @@ def test_digest_template_lists_every_link(fmt: str) -> None:
     for i in range(1, 6):
         assert f"https://news.example/{i}" in body
     assert "2030-03-04 08:00" in body
+
+
+def test_delivery_settings_are_validated_with_file_and_line(tmp_path: Path) -> None:
+    from monitor.config import load_config
+    from monitor.errors import ConfigError
+
+    (tmp_path / "feeds.yaml").write_text("feeds: []\n")
+    (tmp_path / "watchlists").mkdir()
+    settings = tmp_path / "monitor.yaml"
+    settings.write_text("timezone: Mars/Olympus\nchannels:\n  default: [console://]\n  desk:\n"
+                        "    urls: [console://]\n    mode: hourly\n    digest: {every: 10s}\n"
+                        "    quiet_hours: {start: '25:00', end: '07:00'}\n    rate_limit: 0\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(settings)
+    problems = "\n".join(raised.value.problems)
+    assert f"{settings}:1: field 'timezone': unknown time zone 'Mars/Olympus'" in problems
+    assert f"{settings}:6: field 'channels.desk.mode'" in problems
+    assert f"{settings}:7: field 'channels.desk.digest.every': a digest period must be at least" in problems
+    assert f"{settings}:8: field 'channels.desk.quiet_hours.start': expected a local time HH:MM" in problems
+    assert f"{settings}:9: field 'channels.desk.rate_limit'" in problems
+
+    settings.write_text("timezone: Asia/Shanghai\nchannels:\n  default: [console://]\n  desk:\n"
+                        "    urls: [console://]\n    mode: digest\n    digest: {at: [08:00, '18:30']}\n"
+                        "    quiet_hours: {start: '22:00', end: '07:00'}\n    rate_limit: 5\n")
+    config = load_config(settings)
+    desk = ChannelPolicy.from_spec("desk", config.channel_specs["desk"], config.zone)
+    assert desk.digest_at == (time(8, 0), time(18, 30)) and desk.rate_limit == 5 and desk.mode == "digest"
