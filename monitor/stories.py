@@ -22,9 +22,7 @@ Decision rule (chosen by measurement on ``bench/data``; see ``bench/bench_dedup.
   unless the two disagree on specifics: different numbers in both headlines, names in both headlines that
   the other side never mentions, or conflicting stages of one process in the headlines ("proposes" vs
   "finalises", "charged" vs "found guilty", "elected" vs "sworn in");
-* among several qualifying stories the best score wins; :meth:`StoryIndex.match` also reports the other
-  stories the entry qualified for, so the caller may merge them (a copy that bridges two halves of one
-  story).
+* among several qualifying stories the best score wins.
 
 The index is pure and in memory; the store rebuilds it at start by calling :meth:`StoryIndex.add` for the
 entries inside the window. Memory is bounded by the window: members older than it are evicted.
@@ -48,13 +46,14 @@ from importlib import resources
 
 SHINGLE_N = 3  # word trigrams for summary containment
 TEXT_SAME = 0.5  # summary-trigram containment that alone means "same story" (a trimmed copy)
-COS_SAME = 0.45  # IDF-weighted cosine with a member that means "same story" absent contrary evidence
-COVER_SAME = 0.75  # share of a headline's weight that the other side mentions ...
+COS_SAME = 0.55  # IDF-weighted cosine with a member that means "same story" absent contrary evidence
+COVER_SAME = 0.6  # share of a headline's weight that the other side mentions ...
 COS_SUPPORT = 0.2  # ... with at least this cosine, also means "same story"
 TITLE_BOOST = 2.0  # headline terms count this much more than summary terms
 MIN_SUMMARY_TOKENS = 8  # a summary shorter than this is treated as missing
 RARE_LOOKUPS = 6  # rarest terms of an entry used to look up candidates
-POSTING_CAP = 2000  # terms in more window documents than this are too common to look up
+POSTING_CAP = 1000  # terms in more window documents than this are too common to look up
+CANDIDATES = 25  # candidate stories judged per entry (those sharing the most rare-term weight)
 MEMBERS_COMPARED = 40  # newest members of a candidate story compared one by one
 NAME_IDF = 4.0  # a capitalized headline word this rare counts as a name for the veto
 
@@ -71,9 +70,9 @@ _OUTLET_WORDS = re.compile(r"(?:news|times|post|herald|journal|daily|reuters|ap|
                            r"guardian|telegraph|tribune|review|asia|online|\.com)\b", re.IGNORECASE)
 _BOILER = [
     re.compile(r"\s*The post .{1,300}? appeared first on .{1,120}?\.?\s*$", re.IGNORECASE | re.DOTALL),
-    re.compile(r"\s*(?:read more|continue reading|read the full (?:story|article)|full story)\s*"
+    re.compile(r"(?:read more|continue reading|read the full (?:story|article)|full story)\s*"
                r'(?:\.{3}|[»"]|>>|→)?\s*$', re.IGNORECASE),
-    re.compile(r"\s*\[(?:\.{3}|…)\]\s*"),
+    re.compile(r"\[(?:\.{3}|…)\]"),
     re.compile(r"<[^>]{1,200}>"),
 ]
 _BYLINE = [
@@ -84,15 +83,17 @@ _BYLINE = [
                re.IGNORECASE),
 ]
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[a-z0-9]+")
-# Phrases folded before tokenizing, so that the usual ways of naming one actor become one term.
-_PHRASES = [(re.compile(p), r) for p, r in [
-    (r"\bu\.s\.(?:a\.)?", "us"), (r"\bu\.k\.", "uk"), (r"'s\b", ""),
-    (r"\bunited states\b", "us"), (r"\bwhite house\b", "us"), (r"\bbiden administration\b", "us"),
-    (r"\btrump administration\b", "us"), (r"\bcommerce (?:department|dept)\b", "commerce"),
-    (r"\b(?:department|dept) of commerce\b", "commerce"), (r"\bentity list\b", "entitylist"),
-    (r"\btrade blacklist\b", "entitylist"), (r"\bhigh[- ]bandwidth memory\b", "hbm"),
-    (r"\bpeople's republic of china\b", "china"), (r"\block(?:s|ed|ing)? down\b", "lockdown"),
-]]
+# Word sequences folded into one term, so that the usual ways of naming one actor or thing match.
+_PHRASES: dict[tuple[str, ...], str] = {
+    ("united", "states"): "us", ("white", "house"): "us", ("biden", "administration"): "us",
+    ("trump", "administration"): "us", ("commerce", "department"): "commerce", ("commerce", "dept"): "commerce",
+    ("department", "of", "commerce"): "commerce", ("entity", "list"): "entitylist",
+    ("trade", "blacklist"): "entitylist", ("high", "bandwidth", "memory"): "hbm",
+    ("people", "republic", "of", "china"): "china",
+    **{(w, "down"): "lockdown" for w in ("lock", "locks", "locked", "locking")},
+}
+_PHRASE_LONGEST = max(len(k) for k in _PHRASES)
+_PHRASE_FIRST = frozenset(k[0] for k in _PHRASES)
 _SYNONYMS = {
     "america": "us", "american": "us", "americans": "us", "washington": "us", "usa": "us",
     "chinese": "china", "beijing": "china", "prc": "china",
@@ -127,21 +128,26 @@ _STAGES = {
     "elect": "elected", "election": "elected", "sworn": "inaugurated", "inaugurate": "inaugurated",
     "inauguration": "inaugurated",
     "suspend": "suspended", "restore": "restored", "resume": "restored", "lift": "restored",
+    "unveil": "introduced", "introduce": "introduced", "rescind": "rescinded", "revoke": "rescinded",
+    "scrap": "rescinded", "repeal": "rescinded", "withdraw": "rescinded",
 }
+_ORDINALS = {"first": "1st", "second": "2nd", "third": "3rd", "fourth": "4th", "fifth": "5th", "sixth": "6th"}
 _CONFLICTS = {frozenset(p) for p in [("proposed", "final"), ("provisional", "final"), ("charged", "verdict"),
                                      ("start", "verdict"), ("elected", "inaugurated"),
-                                     ("suspended", "restored")]}
+                                     ("suspended", "restored"), ("introduced", "rescinded"),
+                                     ("proposed", "rescinded"), ("final", "rescinded")]}
 
 
 @dataclass(frozen=True)
 class StoryMatch:
-    """The best existing story for a new entry: its id, the score, the member entry that matched, and
-    any other stories the entry qualified for (candidates for a merge with ``story_id``)."""
+    """The best existing story for a new entry: its id, the score, and the member entry that matched."""
 
     story_id: int
     similarity: float
     entry_key: int
-    also: tuple[int, ...] = ()
+
+
+_Vector = tuple[dict[str, float], float]  # term weights and their norm
 
 
 @dataclass(frozen=True)
@@ -152,6 +158,7 @@ class _Features:
     names: frozenset[str]  # capitalized headline words, as terms
     stages: frozenset[str]  # process stages named in the headline
     shingles: frozenset[int]  # hashed word trigrams of a substantive summary
+    exact: int  # hash of the whole normalized text: identical copies always match
     terms: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -164,6 +171,7 @@ class _Member:
     story_id: int
     when: datetime
     features: _Features
+    vector: _Vector  # weighted with the IDF of the moment it was added: the window drifts slowly
 
 
 def _fold(text: str) -> str:
@@ -197,11 +205,23 @@ def _tokens(text: str) -> list[str]:
 
 
 def _term_tokens(text: str) -> list[str]:
-    """Tokens for term extraction: like :func:`_tokens`, with actor and process phrases folded first."""
-    text = text.lower()
-    for rx, repl in _PHRASES:
-        text = rx.sub(repl, text)
-    return [t.replace(",", "") for t in _TOKEN.findall(text)]
+    """Tokens for term extraction: like :func:`_tokens`, with the word sequences of _PHRASES folded."""
+    words, out, i = _tokens(text.replace("-", " ")), [], 0
+    while i < len(words):
+        if words[i] not in _PHRASE_FIRST:
+            out.append(words[i])
+            i += 1
+            continue
+        for n in range(min(_PHRASE_LONGEST, len(words) - i), 1, -1):
+            folded = _PHRASES.get(tuple(words[i:i + n]))
+            if folded is not None:
+                out.append(folded)
+                i += n
+                break
+        else:
+            out.append(words[i])
+            i += 1
+    return out
 
 
 def normalize_title(title: str) -> str:
@@ -265,10 +285,11 @@ def _features(title: str, summary: str) -> _Features:
     return _Features(
         title=title_terms,
         body=_terms(body_words),
-        numbers=frozenset(w for w in words if w[:1].isdigit()),
-        names=_terms(t for w in caps for t in _term_tokens(w)) - {"us", "china"},
+        numbers=frozenset(w for w in words if w[:1].isdigit()) | {_ORDINALS[w] for w in words if w in _ORDINALS},
+        names=(_terms(t for w in caps for t in _term_tokens(w)) & title_terms) - {"us", "china"},
         stages=frozenset(_STAGES[t] for t in title_terms if t in _STAGES),
         shingles=_hash(shingles(" ".join(_tokens(clean_summary)))) if body_words else frozenset(),
+        exact=zlib.crc32(" ".join(_tokens(clean_title) + _tokens(clean_summary)).encode()),
     )
 
 
@@ -303,11 +324,13 @@ class StoryIndex:
         self._prior_n, self._prior_df = _prior() if use_prior else (0, Counter())
         self._members: dict[int, _Member] = {}
         self._postings: dict[str, set[int]] = {}  # term -> member keys (title and summary terms)
+        self._exact: dict[int, set[int]] = {}  # normalized-text hash -> member keys
         self._heap: list[tuple[datetime, int]] = []
         self._story_members: dict[int, dict[int, None]] = {}  # insertion-ordered member keys
         self._story_terms: dict[int, Counter[str]] = {}  # every term the story's members mention
         self._newest: datetime | None = None
         self._last: tuple[str, str, _Features] | None = None  # match() then add() reuse
+        self._last_vector: tuple[_Features, _Vector] | None = None
 
     def __len__(self) -> int:
         return len(self._members)
@@ -323,9 +346,10 @@ class StoryIndex:
         if entry_key in self._members:
             self._remove(entry_key)
         feats = self._analyse(title, summary)
-        self._members[entry_key] = _Member(entry_key, story_id, when, feats)
+        self._members[entry_key] = _Member(entry_key, story_id, when, feats, self._vector(feats))
         for term in feats.terms:
             self._postings.setdefault(term, set()).add(entry_key)
+        self._exact.setdefault(feats.exact, set()).add(entry_key)
         self._story_members.setdefault(story_id, {})[entry_key] = None
         self._story_terms.setdefault(story_id, Counter()).update(feats.terms)
         heapq.heappush(self._heap, (when, entry_key))
@@ -333,15 +357,12 @@ class StoryIndex:
             self._newest = when
             self.evict(when)
 
-    def merge(self, absorbed: int, into: int) -> None:
-        """Relabel every member of story ``absorbed`` as a member of ``into`` (the store merged them)."""
-        keys = self._story_members.pop(absorbed, {})
-        terms = self._story_terms.pop(absorbed, Counter())
-        for key in keys:
-            m = self._members[key]
-            self._members[key] = _Member(m.key, into, m.when, m.features)
-        self._story_members.setdefault(into, {}).update(keys)
-        self._story_terms.setdefault(into, Counter()).update(terms)
+    def discard(self, entry_key: int) -> bool:
+        """Forget one entry (deleted or pruned); False when the index did not hold it."""
+        if entry_key not in self._members:
+            return False
+        self._remove(entry_key)
+        return True
 
     def evict(self, now: datetime) -> int:
         """Drop members older than ``now - window``; returns how many were dropped."""
@@ -363,6 +384,10 @@ class StoryIndex:
             posting.discard(key)
             if not posting:
                 del self._postings[term]
+        same = self._exact[member.features.exact]
+        same.discard(key)
+        if not same:
+            del self._exact[member.features.exact]
         story = member.story_id
         del self._story_members[story][key]
         if not self._story_members[story]:
@@ -386,11 +411,16 @@ class StoryIndex:
         df = len(self._postings.get(term, ())) + self._prior_df.get(term, 0)
         return math.log((len(self._members) + self._prior_n + 1) / (df + 1)) + 1.0
 
-    def _vector(self, feats: _Features) -> tuple[dict[str, float], float]:
+    def _vector(self, feats: _Features) -> _Vector:
+        if self._last_vector is not None and self._last_vector[0] is feats:
+            return self._last_vector[1]
         vec = {t: self._idf(t) * (TITLE_BOOST if t in feats.title else 1.0) for t in feats.terms}
-        return vec, math.sqrt(sum(w * w for w in vec.values()))
+        vector = vec, math.sqrt(sum(w * w for w in vec.values()))
+        self._last_vector = (feats, vector)
+        return vector
 
-    def _cosine(self, a: tuple[dict[str, float], float], b: tuple[dict[str, float], float]) -> float:
+    @staticmethod
+    def _cosine(a: _Vector, b: _Vector) -> float:
         (va, na), (vb, nb) = a, b
         if not na or not nb:
             return 0.0
@@ -405,18 +435,21 @@ class StoryIndex:
 
     def _conflict(self, a: _Features, b: _Features, known_a: Iterable[str] | Counter[str],
                   known_b: Iterable[str] | Counter[str]) -> bool:
-        """True when the headlines disagree on specifics (``known_x`` is everything side x mentions)."""
-        if a.numbers and b.numbers and not a.numbers & b.numbers and not any(n in known_b for n in a.numbers) \
-                and not any(n in known_a for n in b.numbers):
+        """True when the headlines disagree on specifics (``known_x`` is everything side x mentions): both
+        name numbers and none is shared; conflicting stages of one process; or each names a number or a
+        rare name that the other side never mentions."""
+        if a.numbers and b.numbers and not a.numbers & b.numbers:
             return True
         if any(frozenset((x, y)) in _CONFLICTS for x in a.stages for y in b.stages) \
                 and not a.stages & b.stages:
             return True
-        names_a = {t for t in a.names if t not in known_b and self._idf(t) >= NAME_IDF}
-        names_b = {t for t in b.names if t not in known_a and self._idf(t) >= NAME_IDF}
-        return bool(names_a) and bool(names_b)
+        specific_a = {t for t in a.names if t not in known_b and self._idf(t) >= NAME_IDF} or \
+            {n for n in a.numbers if n not in known_b}
+        specific_b = {t for t in b.names if t not in known_a and self._idf(t) >= NAME_IDF} or \
+            {n for n in b.numbers if n not in known_a}
+        return bool(specific_a) and bool(specific_b)
 
-    def _judge(self, feats: _Features, vec: tuple[dict[str, float], float], story: int,
+    def _judge(self, feats: _Features, vec: _Vector, story: int,
                when: datetime) -> tuple[float, int]:
         """Score of the entry against one candidate story (0 when it is not the same story), and the member."""
         vocab = self._story_terms[story]
@@ -427,12 +460,13 @@ class StoryIndex:
             member = self._members[key]
             if abs(when - member.when) > self.window:
                 continue
-            text = _containment(feats.shingles, member.features.shingles)
+            text = 1.0 if feats.exact == member.features.exact else \
+                _containment(feats.shingles, member.features.shingles)
             if text >= TEXT_SAME:
                 return 1.0 + text, key
             if self._conflict(feats, member.features, feats.terms, vocab):
                 return 0.0, key
-            cos = self._cosine(vec, self._vector(member.features))
+            cos = self._cosine(vec, member.vector)
             if cos > best:
                 best, best_key = cos, key
         if best >= COS_SAME:
@@ -444,17 +478,19 @@ class StoryIndex:
         return 0.0, best_key
 
     def _candidates(self, feats: _Features) -> set[int]:
+        """Stories sharing the entry's rarest terms; the ``CANDIDATES`` sharing the most weight of them."""
         sized = sorted((len(p), t) for t in feats.terms if (p := self._postings.get(t)) is not None)
-        found: set[int] = set()
+        hits: dict[int, float] = {}
         for size, term in sized[:RARE_LOOKUPS]:
             if size > POSTING_CAP:
                 break
-            found.update(self._members[k].story_id for k in self._postings[term])
-        return found
+            weight = self._idf(term) * (TITLE_BOOST if term in feats.title else 1.0)
+            for story in {self._members[k].story_id for k in self._postings[term]}:
+                hits[story] = hits.get(story, 0.0) + weight
+        found = set(heapq.nlargest(CANDIDATES, hits, key=hits.__getitem__))
+        return found | {self._members[k].story_id for k in self._exact.get(feats.exact, ())}
 
     def _best(self, feats: _Features, when: datetime) -> StoryMatch | None:
-        if not feats.terms:
-            return None
         vec = self._vector(feats)
         scored = []
         for story in self._candidates(feats):
@@ -465,4 +501,4 @@ class StoryIndex:
             return None
         scored.sort(reverse=True)
         sim, story, key = scored[0]
-        return StoryMatch(story, min(sim, 1.0), key, tuple(s for _, s, _ in scored[1:]))
+        return StoryMatch(story, min(sim, 1.0), key)

@@ -134,3 +134,42 @@ def test_same_text_twice_always_matches(title_words: list[str], summary_words: l
     index.add(1, 42, title, summary, T0)
     m = index.match(title, summary, T0 + timedelta(hours=1))
     assert m is not None and m.story_id == 42
+
+
+def test_demo_copies_merge_on_rare_shared_terms() -> None:
+    """The offline demo's pair: different headlines, reworded summaries, shared rare terms (140, HBM)."""
+    ids = _feed(StoryIndex(), [
+        ("US adds 140 Chinese chip firms to Entity List in new export crackdown",
+         ("The Commerce Department placed toolmakers and chip designers on its trade blacklist and widened curbs "
+          "on high-bandwidth memory shipped to China.")),
+        ("Washington blacklists 140 more Chinese chip companies - Demo Tech Daily",
+         ("The Commerce Department added 140 toolmakers and chip designers to the Entity List and tightened curbs "
+          "on high-bandwidth memory for China.")),
+    ])
+    assert ids[0] == ids[1]
+
+
+def test_different_numbers_in_headlines_stay_apart() -> None:
+    ids = _feed(StoryIndex(), [
+        ("US adds 36 Chinese firms to Entity List", ""),
+        ("US adds 140 Chinese firms to Entity List", ""),
+    ])
+    assert ids[0] != ids[1]
+
+
+def test_conflicting_stages_stay_apart() -> None:
+    ids = _feed(StoryIndex(), [
+        ("US proposes ban on Chinese software in connected cars",
+         "Commerce wants to bar Chinese and Russian software from connected vehicles, citing security risks."),
+        ("US finalises ban on Chinese software in connected cars",
+         "The final rule keeps Chinese and Russian code out of connected cars from the 2027 model year."),
+    ])
+    assert ids[0] != ids[1]
+
+
+def test_discard_forgets_an_entry() -> None:
+    index = StoryIndex()
+    index.add(1, 7, "Judge blocks Montana's TikTok ban", WIRE, T0)
+    assert index.discard(1) and not index.discard(1)
+    assert len(index) == 0
+    assert index.match("Judge blocks Montana's TikTok ban", WIRE, T0) is None
