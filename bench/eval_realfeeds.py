@@ -11,7 +11,7 @@ chosen at training time, with the number of alerts it would raise.
 
 Settings:
 - the keyword rule alone (China actor AND technology/security term; no model);
-- corpus only, with no gates, the entity gate, and both gates;
+- corpus only, with no gates, the entity gate, and both gates (with and without the refit on all data);
 - corpus + background from the user's own stream, simulated fairly by a k-fold split (k=4) of the real
   feeds by publisher: each fold is scored by a model whose background came from the other folds'
   publishers, then the folds' scores are pooled (no entry is scored by a model that saw it or its
@@ -112,7 +112,8 @@ def run(root: Path, base: TrainConfig, corpus_dir: Path | None = None, k: int = 
     no_gates = replace(base, entity_gate=1.0, topic_gate=1.0)
     entity_only = replace(base, topic_gate=1.0)
     for name, cfg in (("corpus only, no gates", no_gates), ("corpus only, entity gate", entity_only),
-                      ("corpus only, entity + topic gates", base)):
+                      ("corpus only, both gates, no refit on all", replace(base, refit_on_all=False)),
+                      ("corpus only, both gates", base)):
         started = time.perf_counter()
         model = classify.Classifier(classify.train(corpus_dir, config=cfg))
         seconds = time.perf_counter() - started
@@ -121,6 +122,8 @@ def run(root: Path, base: TrainConfig, corpus_dir: Path | None = None, k: int = 
 
     folds = publisher_folds(entries, k)
     for name, cfg in ((f"+ background w={base.background_weight}, no gates", no_gates),
+                      (f"+ background w={base.background_weight}, both gates, no refit on all",
+                       replace(base, refit_on_all=False)),
                       (f"+ background w={base.background_weight}, both gates", base),
                       ("+ background w=1.0, both gates", replace(base, background_weight=1.0))):
         scores, thresholds, seconds = np.zeros(len(y)), np.zeros(len(y)), []

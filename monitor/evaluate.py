@@ -142,11 +142,12 @@ def plot_pr_curve(y: np.ndarray, scores: np.ndarray, thr: float, path: Path, tit
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    precision, recall, _ = pr_curve(y, scores)
     p, r, _f1 = prf_at(y, scores, thr)
     fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
     try:
-        ax.step(recall, precision, where="post", label="model")
+        if np.asarray(y).any():  # without positives there is no curve, only the operating point
+            precision, recall, _ = pr_curve(y, scores)
+            ax.step(recall, precision, where="post", label="model")
         ax.plot([r], [p], "o", color="C3", label=f"threshold {thr:.3f}")
         ax.set(xlabel="recall", ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.02), title=title)
         ax.legend(loc="lower left")

@@ -159,7 +159,7 @@ def test_user_labels_change_a_prediction(clf: Classifier) -> None:
     story = ("Regional grid operator schedules turbine maintenance", "Crews will inspect wind turbines in May.")
     labels = [LabeledText(*story, label=1, subtopics=("other",)),
               LabeledText("Grid operator plans turbine upgrades", "Turbine maintenance crews are hired.", 1)]
-    no_gates = TrainConfig.fast(entity_gate=1.0, topic_gate=1.0)
+    no_gates = TrainConfig.fast(entity_gate=1.0, topic_gate=1.0, refit_on_all=False)
     retrained = Classifier(classify.train(user_labels=labels, config=no_gates))
     baseline = Classifier(classify.train(config=no_gates))
     assert retrained.predict(*story).score > baseline.predict(*story).score + 0.2
@@ -167,7 +167,7 @@ def test_user_labels_change_a_prediction(clf: Classifier) -> None:
 
 def test_background_is_used_as_weak_negatives() -> None:
     background = [(f"Weekend weather: sunny spells number {i}", "Forecasters expect mild days.") for i in range(60)]
-    model = classify.train(background=background, config=TrainConfig.fast())
+    model = classify.train(background=background, config=TrainConfig.fast(refit_on_all=False))
     assert model.metadata["n_background"] + model.metadata["n_background_held_out"] == 60
     assert model.metadata["n_background"] > 40
 
@@ -198,3 +198,11 @@ def test_uncertain_ranks_by_closeness_to_threshold(clf: Classifier) -> None:
     logit = lambda p: math.log(p / (1 - p))
     distances = [abs(logit(min(max(s, 1e-6), 1 - 1e-6)) - logit(clf.threshold)) for _, s in ranked]
     assert distances == sorted(distances)
+
+
+def test_evaluate_without_positives_still_reports(tmp_path: Path, clf: Classifier) -> None:
+    pytest.importorskip("matplotlib")
+    records = [{"title": IRRELEVANT[0], "summary": IRRELEVANT[1], "label": 0}]
+    report = evaluate(clf, records, out_dir=tmp_path)
+    assert report.pr_auc is None and report.alerts == 0
+    assert json.loads((tmp_path / "report.json").read_text())["pr_auc"] is None
