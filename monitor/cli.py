@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import sys
@@ -195,8 +196,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     _, state_dir = _paths(args)
     meta_path = state_dir / "model" / "metadata.json"
     if meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        print(f"model: {meta.get('version', '?')} trained {meta.get('trained_at', '?')}")
+        meta_text = meta_path.read_text()
+        meta = json.loads(meta_text)
+        # the same version string the classifier stamps on each verdict: a hash of its metadata
+        version = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:12]
+        print(f"model: {version} trained {meta.get('trained_at', '?')}, threshold {meta.get('threshold', 0):.3f}, "
+              f"{meta.get('n_examples', '?')} examples")
     else:
         print("model: none trained yet")
     return 0
