@@ -11,6 +11,8 @@ Contenders:
   floor     httpx (same concurrency) + feedparser with its default options + one SQLite INSERT per
             entry, one process: the least a Python poller can do
   floor-lean  the same floor with feedparser's HTML sanitizer off (as monitor runs it): a stricter floor
+  monitor-nocluster  diagnostic: monitor with near-duplicate story clustering switched off, to show
+            what polling itself costs
   reader    the `reader` library (pip install 'monitor[bench]'), update_feeds(workers=16)
 
 Run:  python bench/bench_poll.py [--feeds 1000] [--entries 50] [--only monitor,floor,...]
@@ -172,11 +174,16 @@ class Meter:
 
 # -- contenders (each runs in its own process) -------------------------------------------------------------
 
-def run_monitor(base: str, feeds: int, work: Path, classifier: bool) -> list[dict[str, float]]:
+def run_monitor(base: str, feeds: int, work: Path, classifier: bool, cluster: bool = True) -> list[dict[str, float]]:
     sys.path.insert(0, str(ROOT))
     import yaml
 
     from monitor.app import open_app
+
+    if not cluster:  # diagnostic: near-duplicate story clustering off (every entry its own story)
+        from monitor.stories import StoryIndex
+
+        StoryIndex.match = lambda self, *args, **kwargs: None  # type: ignore[method-assign]
 
     config = work / "config"
     (config / "watchlists").mkdir(parents=True)
@@ -266,6 +273,8 @@ def child_main(args: argparse.Namespace) -> None:
     try:
         if args.child == "monitor":
             result = run_monitor(args.base, args.feeds, work, args.classifier)
+        elif args.child == "monitor-nocluster":
+            result = run_monitor(args.base, args.feeds, work, args.classifier, cluster=False)
         elif args.child == "floor":
             result = run_floor(args.base, args.feeds, work, sanitize=True)
         elif args.child == "floor-lean":
@@ -283,7 +292,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--feeds", type=int, default=1000)
     parser.add_argument("--entries", type=int, default=50)
-    parser.add_argument("--only", default="monitor,floor,floor-lean,reader")
+    parser.add_argument("--only", default="monitor,monitor-nocluster,floor,floor-lean,reader")
     parser.add_argument("--classifier", action="store_true", help="run monitor with the classifier enabled")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--base", help=argparse.SUPPRESS)
@@ -317,7 +326,7 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace)
     print(f"\n{args.feeds} feeds x {args.entries} entries, local server in its own process, "
           f"{os.cpu_count()} CPUs, concurrency {CONCURRENCY}; monitor classifier "
           f"{'ENABLED' if args.classifier else 'disabled'}, keyword watchlist us-china-tech-security\n")
-    print(f"| contender | cycle | wall s | CPU s | peak RSS MB (main / largest child) | entries stored |")
+    print("| contender | cycle | wall s | CPU s | peak RSS MB (main / largest child) | entries stored |")
     print("|---|---|---:|---:|---:|---:|")
     for name, (first, second) in results.items():
         for label, r in (("first", first), ("304", second)):
@@ -327,11 +336,12 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace)
         return
     first, second = results["monitor"]
     print()
-    for other in ("floor", "floor-lean", "reader"):
-        if other in results:
-            o = results[other][0]
-            print(f"monitor first cycle / {other}: wall {first['wall_s'] / o['wall_s']:.2f}x, "
-                  f"CPU {first['cpu_s'] / o['cpu_s']:.2f}x")
+    for mine in ("monitor", "monitor-nocluster"):
+        for other in ("floor", "floor-lean", "reader"):
+            if mine in results and other in results:
+                m, o = results[mine][0], results[other][0]
+                print(f"{mine} first cycle / {other}: wall {m['wall_s'] / o['wall_s']:.2f}x, "
+                      f"CPU {m['cpu_s'] / o['cpu_s']:.2f}x")
     print(f"monitor 304 cycle / first cycle: wall {second['wall_s'] / first['wall_s']:.1%}")
     peak = max(first["rss_mb"], second["rss_mb"]) + max(first["child_rss_mb"], second["child_rss_mb"])
     print(f"monitor peak RSS (main + largest parser process): {peak:.0f} MB; "

@@ -27,6 +27,7 @@ class App:
     scorer: Scorer | None
 
     def close(self) -> None:
+        self.pipeline.close()  # stop the parser processes before the database goes
         self.store.close()
 
 

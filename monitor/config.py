@@ -27,6 +27,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic import Discriminator, Tag
 
 from .errors import ConfigError
 from .yamlsource import YamlDoc, YamlSyntaxError, load_yaml
@@ -175,6 +176,16 @@ class ChannelSpec(_Strict):
     format: Literal["auto", "text", "markdown", "html"] = "auto"
 
 
+def _channel_form(value: Any) -> str:
+    return "ChannelSpec" if isinstance(value, (dict, ChannelSpec)) else "list[str]"
+
+
+# A channel is a list of URLs (short form) or a mapping (long form). The discriminator picks the form from the
+# YAML value, so a mistake in a long-form channel is reported once, at its own line, not as "not a list" too.
+ChannelValue = Annotated[Annotated[list[str], Tag("list[str]")] | Annotated[ChannelSpec, Tag("ChannelSpec")],
+                         Discriminator(_channel_form)]
+
+
 class MonitorFile(_Strict):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     timezone: str = "UTC"  # local time zone for digests and quiet hours (IANA name, e.g. Europe/Paris)
@@ -182,7 +193,7 @@ class MonitorFile(_Strict):
     feeds_file: str = "feeds.yaml"
     watchlists_dir: str = "watchlists"
     entities_file: str | None = None  # shared entity groups, usable as @name in every watchlist (issue 7)
-    channels: dict[str, list[str] | ChannelSpec]
+    channels: dict[str, ChannelValue]
     poll: PollSettings = PollSettings()
     fetch: FetchSettings = FetchSettings()
     alerts: AlertSettings = AlertSettings()
@@ -415,7 +426,8 @@ def _describe(doc: YamlDoc, model: type[BaseModel], error: Any) -> str:
 
 
 def _is_branch_name(part: str) -> bool:
-    return part in {"str", "list[str]", "int", "float", "bool", "function-before[parse_duration(), float]"} or (
+    return part in {"str", "list[str]", "int", "float", "bool", "function-before[parse_duration(), float]",
+                    "ChannelSpec"} or (
         "[" in part and "]" in part) or part.startswith("function-")
 
 

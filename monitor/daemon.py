@@ -66,6 +66,14 @@ class Health:
         return scheduler_running and time.monotonic() - self.beat < self.stale_after_s
 
 
+class _SkipOverlapNotices(logging.Filter):
+    """A tick still running when the next is due is normal (a long first cycle): APScheduler's warning
+    about the skipped run would repeat every tick, so it is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
 class Daemon:
     def __init__(self, app: App, config_path: Path, notifier: Notifier | None = None,
                  observer: Observer | None = None) -> None:
@@ -170,6 +178,7 @@ class Daemon:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         signal.signal(signal.SIGHUP, self.request_reload)
+        logging.getLogger("apscheduler.scheduler").addFilter(_SkipOverlapNotices())
         self.scheduler.start()
         log.info("monitor running: %d feeds, %d watchlists, tick every %.0fs", len(self.app.config.feeds),
                  len(self.app.watchlists), tick)
@@ -220,6 +229,7 @@ def run_daemon(config_path: Path, state_dir: Path,
     finally:
         if server is not None:
             server.shutdown()
+            server.server_close()
         app.pipeline.close()
         app.close()
         notifier.close()

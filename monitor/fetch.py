@@ -56,25 +56,28 @@ OnResult = Callable[[FeedState, FetchResult, float], Awaitable[None] | None]
 
 
 async def fetch_all(feeds: Iterable[FeedState], options: FetchOptions, on_result: OnResult,
-                    should_stop: Callable[[], bool] = lambda: False) -> None:
+                    should_stop: Callable[[], bool] = lambda: False, max_pending: int | None = None) -> None:
     """Fetch every feed with bounded global and per-host concurrency; hand each result and the seconds it
     took to ``on_result``. Feeds not yet started when ``should_stop()`` turns true are left alone (they
-    stay due and are polled on the next start)."""
+    stay due and are polled on the next start). ``max_pending`` bounds the feeds fetched but not yet
+    handled, so bodies do not pile up in memory when processing is slower than the network."""
     global_slots = asyncio.Semaphore(options.concurrency)
+    pending = asyncio.Semaphore(max_pending or 1_000_000)
     host_slots: dict[str, asyncio.Semaphore] = {}
 
     async def one(client: httpx.AsyncClient, feed: FeedState) -> None:
         host = (urlsplit(feed.url).hostname or "").lower()
         host_limit = host_slots.setdefault(host, asyncio.Semaphore(options.per_host))
-        async with host_limit, global_slots:  # host first: a busy host must not hold global slots idle
-            if should_stop():
-                return
-            started = time.perf_counter()
-            result = await fetch_feed(client, feed, options)
-            elapsed = time.perf_counter() - started
-        outcome = on_result(feed, result, elapsed)
-        if asyncio.iscoroutine(outcome):
-            await outcome
+        async with pending:
+            async with host_limit, global_slots:  # host first: a busy host must not hold global slots idle
+                if should_stop():
+                    return
+                started = time.perf_counter()
+                result = await fetch_feed(client, feed, options)
+                elapsed = time.perf_counter() - started
+            outcome = on_result(feed, result, elapsed)
+            if asyncio.iscoroutine(outcome):
+                await outcome
 
     async with make_client(options) as client:
         await asyncio.gather(*(one(client, feed) for feed in feeds))

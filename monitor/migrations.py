@@ -183,6 +183,7 @@ def _v3_polling(conn: sqlite3.Connection) -> None:
         ALTER TABLE feeds ADD COLUMN fetch_ms REAL;
         ALTER TABLE feeds ADD COLUMN config_url TEXT;
         CREATE INDEX feeds_due ON feeds(enabled, in_config, next_due_at);
+        CREATE INDEX feeds_name ON feeds(name);
         CREATE INDEX entries_prune ON entries(pruned, first_seen_at)
         """,
     )

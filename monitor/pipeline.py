@@ -145,7 +145,8 @@ class Pipeline:
                 asyncio.run(fetch_all(feeds, self.fetch_options(),
                                       lambda feed, result, took: self._on_result(feed, result, took, stats,
                                                                                  use_pool, worker),
-                                      should_stop=self.stop_requested.is_set))
+                                      should_stop=self.stop_requested.is_set,
+                                      max_pending=2 * self.config.settings.poll.concurrency))
         self._notify_failing(stats)
         if not self.stop_requested.is_set():
             outcome = self.deliverer.deliver_due(ignore_backoff=all_feeds,

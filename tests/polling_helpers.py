@@ -9,6 +9,7 @@ from typing import Any
 
 from feedgen import Item, rss
 from helpers import write_config
+
 from monitor.app import App, open_app
 
 T0 = datetime(2025, 3, 3, 12, 0, tzinfo=timezone.utc)

@@ -15,12 +15,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import yaml
-
 from feedgen import Item, rss
 from helpers import write_config
-from monitor.daemon import Daemon
 from polling_helpers import RSS, FakeClock, FeedServer, make_app
+
+from monitor.daemon import Daemon
 
 WATCH = "name: test-watch\nchannels: [default]\nkeywords:\n  any: [{terms}]\n"
 

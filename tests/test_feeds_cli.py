@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from helpers import cli
+
 from monitor.config import load_config
 from monitor.opml import OpmlFeed, parse_opml, to_opml
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import brotli
 import pytest
-
 from helpers import cli
-from monitor.app import App
 from polling_helpers import RSS, T0, FakeClock, FeedServer, due_of, feed_body, feed_row, make_app
+
+from monitor.app import App
 
 
 @pytest.fixture
@@ -190,7 +190,7 @@ def test_per_host_and_global_limits_are_never_exceeded(config_dir: Path, tmp_pat
     for p in paths:
         server.routes[p] = (200, RSS, feed_body(p, 2, prefix=p.strip("/")))
     server.hold_s = 0.05
-    app = _app(config_dir, tmp_path, server, clock, paths, poll={"concurrency": 8, "per_host": 2})
+    app = _app(config_dir, tmp_path, server, clock, paths, poll={"concurrency": 8, "per_host": 2, "parse_workers": 0})
     stats = app.pipeline.run_cycle()
     assert stats.feeds_ok == 10
     assert 1 <= server.max_in_flight <= 2
