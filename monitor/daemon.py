@@ -1,7 +1,7 @@
 """The long-running service: APScheduler is only the metronome; the store decides which feeds are due.
 
 One tick job (max_instances=1, coalesce=True) runs a pipeline cycle; the main thread only waits for
-signals. Configuration files (monitor.yaml, feeds.yaml, watchlists/*.yaml) are watched: an edit is picked
+signals. Configuration files (monitor.yaml, feeds.yaml, the entity file, watchlists/*.yaml) are watched: an edit is picked
 up at the next tick, SIGHUP forces a re-read, and an invalid edit is logged while the running configuration
 stays in force. Under systemd (Type=notify) the daemon says READY=1 once the configuration, database and
 model are loaded, pings WATCHDOG=1 only while ticks make progress, reports STATUS= after each cycle and
@@ -39,6 +39,8 @@ def config_fingerprint(config: Config) -> Fingerprint:
     """(path, mtime_ns, size) of every configuration file, so an edit (or a new/removed watchlist) shows."""
     settings = config.settings
     paths = [config.path, config.path.parent / settings.feeds_file]
+    if config.entities_path is not None:  # shared entity groups change what watchlists match
+        paths.append(config.entities_path)
     watch_dir = config.path.parent / settings.watchlists_dir
     if watch_dir.is_dir():
         paths.extend(sorted(watch_dir.glob("*.y*ml")))
