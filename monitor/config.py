@@ -118,8 +118,14 @@ class MetricsSettings(_Strict):
     port: int = Field(9464, ge=1, le=65535)
 
 
+class FollowUpSettings(_Strict):
+    enabled: bool = False  # one "Update: ... now reported by N outlets" message per step of growth
+    every: int = Field(3, ge=1)  # a step: this many more outlets than when the story was alerted
+
+
 class StorySettings(_Strict):
     window: Duration = 72 * 3600.0
+    follow_up: FollowUpSettings = FollowUpSettings()
 
 
 class ClassifierSettings(_Strict):

@@ -17,6 +17,7 @@ Guarantees (the shell, ``Deliverer``):
 
 from __future__ import annotations
 
+import html
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from .errors import NotifyError
 from .models import Match, Route, StoryView
 from .notify import Message, redact, send, target_key, url_format
 from .render import DigestItem, FailureItem, render_alert, render_digest
-from .store import AlertRow, DigestRow, Store
+from .store import AlertRow, DigestRow, FollowUpRow, Store
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +159,7 @@ class DeliveryOutcome:
     held: int = 0  # held by quiet hours
     to_digest: int = 0  # moved to the next digest by the rate limit
     digests: int = 0  # digest messages sent
+    follow_ups: int = 0  # story follow-up updates sent (stories.follow_up)
 
 
 @dataclass
@@ -168,6 +170,7 @@ class _Tally:
     held: int = 0
     to_digest: int = 0
     digests: int = 0
+    follow_ups: int = 0
 
     def add(self, result: str, count: int = 1) -> None:
         setattr(self, result, getattr(self, result) + count)
@@ -208,6 +211,10 @@ class Deliverer:
             if should_stop():
                 return tally.outcome()
             self._instant(row, now, sent_last_hour, tally)
+        for update in self.store.due_follow_ups(horizon):
+            if should_stop():
+                return tally.outcome()
+            self._follow_up(update, now, tally)
         self._compose_digests(now)
         for digest in self.store.due_digests(horizon):
             if should_stop():
@@ -294,6 +301,51 @@ class Deliverer:
     def _retry_delay(self, attempts: int) -> timedelta:
         return timedelta(seconds=schedule.retry_delay_s(attempts, self.config.settings.alerts.retry_base))
 
+    # -- follow-up updates (stories.follow_up; the stories work)
+
+    def _follow_up(self, update: FollowUpRow, now: datetime, tally: _Tally) -> None:
+        """Send one "Update: <title> - now reported by N outlets" message. Quiet hours hold it like an
+        alert; the rate limit does not apply (one update per step of growth is already rare). Apprise
+        cannot thread a message under an earlier one for most services, so the update is a message of its
+        own whose title names the story."""
+        policy = self.policies.get(update.channel)
+        if policy is None:
+            error = f"channel '{update.channel}' is no longer configured"
+            self.store.mark_follow_up(update.id, "failed", now, error)
+            tally.add("failed")
+            return
+        until = quiet_until(policy, now)
+        if until is not None:
+            self.store.mark_follow_up(update.id, "pending", now, next_attempt=until)
+            tally.add("held")
+            return
+        story = self.store.story(update.story_id)
+        sources = story.view.sources if story is not None else ()
+        errors = []
+        for url in policy.urls:
+            if target_key(url) in update.delivered:
+                continue
+            fmt = url_format(url, policy.format)
+            title, body = follow_up_message(update, sources, fmt)
+            result = send(url, Message(title=title, body=body, body_format=fmt),
+                          timeout=self.config.settings.alerts.send_timeout)
+            if result.ok:
+                self.store.mark_follow_up_delivered_to(update.id, result.target)
+            else:
+                errors.append(f"{redact(url)}: {result.reason}")
+        if not errors:
+            self.store.mark_follow_up(update.id, "sent", self.clock())
+            log.info("follow-up %d sent to channel %r: %s (%d outlets)", update.id, update.channel, update.title,
+                     update.outlets)
+            tally.add("follow_ups")
+        elif self._too_old(update.created_at, now):
+            self.store.mark_follow_up(update.id, "failed", now, "; ".join(errors))
+            tally.add("failed")
+        else:
+            delay = self._retry_delay(update.attempts + 1)
+            self.store.mark_follow_up(update.id, "pending", now, "; ".join(errors), next_attempt=now + delay)
+            tally.add("retried")
+
     # -- digests
 
     def _compose_digests(self, now: datetime) -> None:
@@ -370,3 +422,15 @@ class Deliverer:
         log.warning("digest %d to channel %r not delivered (retry in %.0fs): %s", digest.id, digest.channel,
                     delay.total_seconds(), error)
         return "retried"
+
+
+def follow_up_message(update: FollowUpRow, sources: tuple[str, ...], fmt: str) -> tuple[str, str]:
+    """(title, body) of a follow-up update; the link sits on a line of its own, as in an alert."""
+    title = f"Update: {update.title} \u2014 now reported by {update.outlets} outlets"
+    outlets = ", ".join(sources)
+    if fmt == "html":
+        return title, (f"<p>Now reported by {update.outlets} outlets: {html.escape(outlets)}</p>\n"
+                       f'<p><a href="{html.escape(update.link)}">{html.escape(update.link)}</a></p>')
+    if fmt == "markdown":
+        return title, f"Now reported by {update.outlets} outlets: {outlets}\n\n<{update.link}>"
+    return title, f"Now reported by {update.outlets} outlets: {outlets}\n{update.link}"

@@ -189,7 +189,35 @@ def _v3_polling(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Step] = [_v1_initial, _v2_delivery, _v3_polling]
+def _v4_follow_ups(conn: sqlite3.Connection) -> None:
+    """Stories: follow-up updates ("Update: <title> - now reported by N outlets"), an outbox of their own.
+    Per (story, channel): a step-0 row in state 'base' records how many outlets the story had when its alert
+    was queued; step k (state 'pending', then 'sent' or 'failed') is queued once the alert went out and the
+    story has k * every more outlets than that. UNIQUE(story_id, channel, step): each step goes out once."""
+    _run_script(
+        conn,
+        """
+        CREATE TABLE story_follow_ups (
+            id INTEGER PRIMARY KEY,
+            story_id INTEGER NOT NULL REFERENCES stories(id),
+            channel TEXT NOT NULL,
+            step INTEGER NOT NULL,
+            outlets INTEGER NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            next_attempt_at TEXT NOT NULL,
+            sent_at TEXT,
+            delivered TEXT NOT NULL DEFAULT '[]',
+            UNIQUE(story_id, channel, step)
+        );
+        CREATE INDEX story_follow_ups_due ON story_follow_ups(state, next_attempt_at)
+        """,
+    )
+
+
+MIGRATIONS: list[Step] = [_v1_initial, _v2_delivery, _v3_polling, _v4_follow_ups]
 
 
 def schema_version(conn: sqlite3.Connection) -> int:

@@ -32,8 +32,8 @@ from .metrics import Observer
 from .models import Entry, FeedState, Fetched, FetchFailed, FetchResult, Match, NotModified, Route, Verdict
 from .notify import Message, send
 from .parse import ParsedFeed, ParseJob, run_job
-from .store import PollInfo, Store
-from .stories import StoryIndex
+from .store import PollInfo, Store, from_ts
+from .stories import StoryIndex, story_time
 from .watchlists import CompiledWatchlist, prepare
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,8 @@ class _Pending:
     """Entries accepted in one feed's transaction, added to the in-memory story index after commit."""
 
     index_adds: list[tuple[int, int, Entry]] = field(default_factory=list)
+    index_merges: list[tuple[int, int]] = field(default_factory=list)  # (kept story, merged story)
+    grown: dict[int, None] = field(default_factory=dict)  # existing stories that gained an outlet
     new_stories: list[int] = field(default_factory=list)
 
 
@@ -124,10 +126,15 @@ class Pipeline:
         return options
 
     def _rebuild_index(self) -> None:
+        # The same time as in _store_entry (story_time: published, capped at first seen), so a rebuilt index
+        # decides exactly as the one it replaces; entries whose time is already outside the window are skipped.
         since = self.clock() - self.window
         for row in self.store.entries_since(since):
-            seen = datetime.strptime(row["first_seen_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
-            self.index.add(row["id"], row["story_id"], row["title"], row["summary"], seen)
+            seen, published = from_ts(row["first_seen_at"]), from_ts(row["published_at"])
+            assert seen is not None and published is not None  # NOT NULL columns
+            when = story_time(published, seen)
+            if when >= since:
+                self.index.add(row["id"], row["story_id"], row["title"], row["summary"], when)
 
     # -- the cycle (polling: issue 5) ---------------------------------------------------------------------
 
@@ -379,8 +386,18 @@ class Pipeline:
                 self._store_entry(entry, now, pending)
             for story_id in pending.new_stories:
                 stats.alerts_queued += self._assess_story(story_id, now)
+            follow_up = self.config.settings.stories.follow_up
+            if follow_up.enabled:
+                for story_id in pending.grown:
+                    self.store.queue_follow_ups(story_id, follow_up.every, now)
+        merged: dict[int, int] = {}
+        for keep, gone in pending.index_merges:
+            self.index.merge(keep, gone)
+            merged[gone] = keep
         for entry_id, story_id, entry in pending.index_adds:
-            self.index.add(entry_id, story_id, entry.title, entry.summary, entry.published)
+            while story_id in merged:  # an entry of this batch joined a story that a later one merged
+                story_id = merged[story_id]
+            self.index.add(entry_id, story_id, entry.title, entry.summary, story_time(entry.published, now))
         stats.entries_new += len(fresh)
         stats.stories_new += len(pending.new_stories)
         return len(fresh)
@@ -392,17 +409,30 @@ class Pipeline:
             self.store.insert_entry(entry, canonical, now, same_url["story_id"], 1.0, duplicate_of=same_url["id"])
             if same_url["story_id"]:
                 self.store.add_to_story(same_url["story_id"], entry.feed_name, now)
+                pending.grown[same_url["story_id"]] = None
             return
-        found = self.index.match(entry.title, entry.summary, entry.published)
+        found = self.index.match(entry.title, entry.summary, story_time(entry.published, now))
         if found is not None:
-            entry_id = self.store.insert_entry(entry, canonical, now, found.story_id, found.similarity)
-            self.store.add_to_story(found.story_id, entry.feed_name, now)
-            pending.index_adds.append((entry_id, found.story_id, entry))
+            story_id = self._bridge(found.story_id, found.bridges, pending)
+            entry_id = self.store.insert_entry(entry, canonical, now, story_id, found.similarity)
+            self.store.add_to_story(story_id, entry.feed_name, now)
+            pending.index_adds.append((entry_id, story_id, entry))
+            pending.grown[story_id] = None
             return
         entry_id = self.store.insert_entry(entry, canonical, now, None)
         story_id = self.store.create_story(entry, entry_id, now, alertable=self._alertable(entry, now))
         pending.index_adds.append((entry_id, story_id, entry))
         pending.new_stories.append(story_id)
+
+    def _bridge(self, story_id: int, bridges: Sequence[int], pending: _Pending) -> int:
+        """An entry that is clearly a copy of several stories shows they are one: merge them into the oldest
+        (the store keeps its alerts once per watchlist channel); the index follows after the commit."""
+        keep = min(story_id, *bridges) if bridges else story_id
+        for gone in sorted({story_id, *bridges} - {keep}):
+            self.store.merge_stories(keep, gone)
+            pending.index_merges.append((keep, gone))
+            log.info("story %d merged into story %d (an entry bridges them)", gone, keep)
+        return keep
 
     def _alertable(self, entry: Entry, now: datetime) -> bool:
         """Backlog guard: entries older than alerts.max_age when first seen are stored, never alerted."""
@@ -435,6 +465,8 @@ class Pipeline:
         for channel_match, route in combine_by_channel(matches):
             if self.deliverer.enqueue(view, channel_match, route, now):
                 queued += 1
+                if self.config.settings.stories.follow_up.enabled:
+                    self.store.follow_up_base(story_id, route.channel, len(view.sources), now)
         return queued
 
 

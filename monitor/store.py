@@ -93,6 +93,25 @@ class DigestRow:
 
 
 @dataclass(frozen=True)
+class FollowUpRow:
+    """A follow-up update of an alerted story on one channel (stories section)."""
+
+    id: int
+    story_id: int
+    channel: str
+    step: int
+    outlets: int
+    state: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+    delivered: frozenset[str]
+    title: str
+    link: str
+
+
+@dataclass(frozen=True)
 class PollInfo:
     """A feed's scheduling state beyond FeedState (polling section)."""
 
@@ -263,7 +282,7 @@ class Store:
 
     def entries_since(self, since: datetime) -> Iterator[dict[str, Any]]:
         """Lead and member entries first seen after ``since`` (to rebuild the story index at start)."""
-        return self.db.query("SELECT id, story_id, title, summary, first_seen_at FROM entries "
+        return self.db.query("SELECT id, story_id, title, summary, published_at, first_seen_at FROM entries "
                              "WHERE first_seen_at >= ? AND duplicate_of IS NULL AND story_id IS NOT NULL "
                              "AND pruned = 0 ORDER BY id", [ts(since)])
 
@@ -604,6 +623,114 @@ class Store:
 
     # == end of polling section ============================================================================
 
+    # == stories (issue 4: merging the stories an entry bridges; follow-up updates) =====================
+
+    def merge_stories(self, keep: int, gone: int) -> None:
+        """Merge story ``gone`` into the older story ``keep`` (an entry showed they are one story), in the
+        caller's transaction: members, sources, size and seen times move to ``keep``; its matches, alerts
+        and label too. Alerts stay once per (story, watchlist, channel): when both stories have a row for
+        one pair, the row that was sent (or handed to a digest) survives, else the older one, so a story
+        that was already alerted is never alerted again."""
+        rows = {r["id"]: r for r in self._rows("SELECT * FROM stories WHERE id IN (?, ?)", [keep, gone])}
+        if keep == gone or len(rows) != 2:
+            return
+        a, b = rows[keep], rows[gone]
+        sources = list(dict.fromkeys(json.loads(a["sources"]) + json.loads(b["sources"])))
+        self.db.execute("UPDATE stories SET size = ?, sources = ?, first_seen_at = ?, last_seen_at = ? WHERE id = ?",
+                        [a["size"] + b["size"], json.dumps(sources), min(a["first_seen_at"], b["first_seen_at"]),
+                         max(a["last_seen_at"], b["last_seen_at"]), keep])
+        self.db.execute("UPDATE entries SET story_id = ? WHERE story_id = ?", [keep, gone])
+        self.db.execute("INSERT OR IGNORE INTO matches (story_id, watchlist, why, created_at) "
+                        "SELECT ?, watchlist, why, created_at FROM matches WHERE story_id = ?", [keep, gone])
+        self.db.execute("DELETE FROM matches WHERE story_id = ?", [gone])
+        self._merge_alerts(keep, gone)
+        self.db.execute("UPDATE labels SET story_id = ? WHERE story_id = ? AND NOT EXISTS "
+                        "(SELECT 1 FROM labels WHERE story_id = ?)", [keep, gone, keep])
+        self.db.execute("DELETE FROM labels WHERE story_id = ?", [gone])
+        self.db.execute("UPDATE OR IGNORE story_follow_ups SET story_id = ? WHERE story_id = ?", [keep, gone])
+        self.db.execute("DELETE FROM story_follow_ups WHERE story_id = ?", [gone])
+        self.db.execute("DELETE FROM stories WHERE id = ?", [gone])
+
+    def _merge_alerts(self, keep: int, gone: int) -> None:
+        for row in self._rows("SELECT * FROM alerts WHERE story_id = ?", [gone]):
+            twin = self._rows("SELECT * FROM alerts WHERE story_id = ? AND watchlist = ? AND channel = ?",
+                              [keep, row["watchlist"], row["channel"]])
+            if not twin:
+                self.db.execute("UPDATE alerts SET story_id = ? WHERE id = ?", [keep, row["id"]])
+            elif _outgoing(row) and not _outgoing(twin[0]):
+                # the merged story went out as `gone`: its row stands for the pair, the unsent twin goes
+                self.db.execute("DELETE FROM alerts WHERE id = ?", [twin[0]["id"]])
+                self.db.execute("UPDATE alerts SET story_id = ? WHERE id = ?", [keep, row["id"]])
+            elif _outgoing(row):
+                # both went out already: keep both rows (history), re-pointed under distinct watchlist names
+                self.db.execute("UPDATE alerts SET story_id = ?, watchlist = watchlist || ' (merged #' || ? "
+                                "|| ')' WHERE id = ?", [keep, gone, row["id"]])
+            else:
+                self.db.execute("DELETE FROM alerts WHERE id = ?", [row["id"]])
+
+    def follow_up_base(self, story_id: int, channel: str, outlets: int, now: datetime) -> None:
+        """Remember how many outlets a story had when its alert to ``channel`` was queued (step 0)."""
+        self.db.execute("INSERT OR IGNORE INTO story_follow_ups (story_id, channel, step, outlets, state, "
+                        "created_at, next_attempt_at) VALUES (?, ?, 0, ?, 'base', ?, ?)",
+                        [story_id, channel, outlets, ts(now), ts(now)])
+
+    def queue_follow_ups(self, story_id: int, every: int, now: datetime) -> int:
+        """Queue the update a grown story is due on each channel its alert went out to: step k once it has
+        k * ``every`` more outlets than at its alert. Only the newest step is queued (a story that grew by
+        two steps at once gets one update); an older step still pending is superseded. Returns how many."""
+        story = self._rows("SELECT sources FROM stories WHERE id = ?", [story_id])
+        if not story:
+            return 0
+        outlets = len(json.loads(story[0]["sources"]))
+        queued = 0
+        for base in self._rows(
+                "SELECT f.channel, f.outlets FROM story_follow_ups f WHERE f.story_id = ? AND f.step = 0 AND "
+                "EXISTS (SELECT 1 FROM alerts a WHERE a.story_id = f.story_id AND a.channel = f.channel "
+                "AND a.state = 'sent')", [story_id]):
+            step = (outlets - base["outlets"]) // every
+            if step < 1:
+                continue
+            cursor = self.db.execute(
+                "INSERT OR IGNORE INTO story_follow_ups (story_id, channel, step, outlets, state, created_at, "
+                "next_attempt_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+                [story_id, base["channel"], step, outlets, ts(now), ts(now)])
+            if cursor.rowcount:
+                queued += 1
+                self.db.execute("UPDATE story_follow_ups SET state = 'superseded' WHERE story_id = ? AND "
+                                "channel = ? AND state = 'pending' AND step < ? AND delivered = '[]'",
+                                [story_id, base["channel"], step])
+        return queued
+
+    def due_follow_ups(self, now: datetime) -> list[FollowUpRow]:
+        return [_follow_up_row(r) for r in self._rows(
+            "SELECT f.*, s.title, s.link FROM story_follow_ups f JOIN stories s ON s.id = f.story_id "
+            "WHERE f.state = 'pending' AND f.next_attempt_at <= ? ORDER BY f.id", [ts(now)])]
+
+    def follow_ups(self, story_id: int | None = None) -> list[FollowUpRow]:
+        """Queued and sent updates (not the step-0 base rows), oldest first."""
+        where = " AND f.story_id = ?" if story_id is not None else ""
+        return [_follow_up_row(r) for r in self._rows(
+            "SELECT f.*, s.title, s.link FROM story_follow_ups f JOIN stories s ON s.id = f.story_id "
+            "WHERE f.step > 0" + where + " ORDER BY f.id", [story_id] if story_id is not None else [])]
+
+    def mark_follow_up_delivered_to(self, follow_up_id: int, target: str) -> None:
+        self.db.execute("UPDATE story_follow_ups SET delivered = (SELECT json_group_array(value) FROM "
+                        "(SELECT value FROM json_each(delivered) UNION SELECT ?)) WHERE id = ?",
+                        [target, follow_up_id])
+
+    def mark_follow_up(self, follow_up_id: int, state: str, now: datetime, error: str | None = None,
+                       next_attempt: datetime | None = None) -> None:
+        """``state``: sent, failed, or pending (a retry at ``next_attempt``, or a quiet-hours hold when
+        ``error`` is None: no attempt counted)."""
+        counted = int(state != "pending" or error is not None)
+        self.db.execute("UPDATE story_follow_ups SET state = ?, attempts = attempts + ?, last_error = ?, "
+                        "next_attempt_at = COALESCE(?, next_attempt_at), "
+                        "sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END WHERE id = ?",
+                        [state, counted, error, ts(next_attempt) if next_attempt else None, state, ts(now),
+                         follow_up_id])
+
+    # == end of stories section ============================================================================
+
 _STORY_SQL = ("SELECT s.*, COALESCE((SELECT json_group_array(t.tag) FROM (SELECT DISTINCT j.value AS tag FROM "
               "feeds f, json_each(f.tags) j WHERE f.name = s.feed_name) t), '[]') AS feed_tags FROM stories s")
 _ALERT_SQL = "SELECT a.*, s.title AS title, s.link AS link FROM alerts a JOIN stories s ON s.id = a.story_id"
@@ -643,6 +770,20 @@ def _digest_row(r: dict[str, Any]) -> DigestRow:
                      attempts=r["attempts"], last_error=r["last_error"], created_at=created,
                      sent_at=from_ts(r["sent_at"]), delivered=frozenset(json.loads(r["delivered"])),
                      failures=tuple(json.loads(r["failures"])))
+
+
+def _follow_up_row(r: dict[str, Any]) -> FollowUpRow:
+    created = from_ts(r["created_at"])
+    assert created is not None
+    return FollowUpRow(id=r["id"], story_id=r["story_id"], channel=r["channel"], step=r["step"],
+                       outlets=r["outlets"], state=r["state"], attempts=r["attempts"], last_error=r["last_error"],
+                       created_at=created, sent_at=from_ts(r["sent_at"]),
+                       delivered=frozenset(json.loads(r["delivered"])), title=r["title"], link=r["link"])
+
+
+def _outgoing(alert: dict[str, Any]) -> bool:
+    """An alert row that was (partly) delivered or handed to a composed digest: it must not be re-sent."""
+    return alert["state"] == "sent" or alert["digest_id"] is not None or alert["delivered"] != "[]"
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:

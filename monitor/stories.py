@@ -22,7 +22,11 @@ Decision rule (chosen by measurement on ``bench/data``; see ``bench/bench_dedup.
   unless the two disagree on specifics: different numbers in both headlines, names in both headlines that
   the other side never mentions, or conflicting stages of one process in the headlines ("proposes" vs
   "finalises", "charged" vs "found guilty", "elected" vs "sworn in");
-* among several qualifying stories the best score wins.
+* among several qualifying stories the best score wins; the others it matches just as clearly
+  (``BRIDGE_SAME``), and small headline-only stories whose headline the grown story's whole vocabulary covers,
+  are reported as ``bridges``: the caller merges them into the oldest (:meth:`StoryIndex.merge`).
+
+Entries are matched and indexed at :func:`story_time` (published, capped at first seen), live and on rebuild.
 
 The index is pure and in memory; the store rebuilds it at start by calling :meth:`StoryIndex.add` for the
 entries inside the window. Memory is bounded by the window: members older than it are evicted.
@@ -30,6 +34,7 @@ entries inside the window. Memory is bounded by the window: members older than i
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import heapq
 import html
@@ -52,10 +57,15 @@ COS_SUPPORT = 0.2  # ... with at least this cosine, also means "same story"
 TITLE_BOOST = 2.0  # headline terms count this much more than summary terms
 MIN_SUMMARY_TOKENS = 8  # a summary shorter than this is treated as missing
 RARE_LOOKUPS = 6  # rarest terms of an entry used to look up candidates
+RARE_TITLE_LOOKUPS = 3  # ... and its rarest headline terms beyond those
 POSTING_CAP = 1000  # terms in more window documents than this are too common to look up
-CANDIDATES = 25  # candidate stories judged per entry (those sharing the most rare-term weight)
+CANDIDATES = 10  # candidate stories judged per entry (those sharing the most rare-term weight)
 MEMBERS_COMPARED = 40  # newest members of a candidate story compared one by one
 NAME_IDF = 4.0  # a capitalized headline word this rare counts as a name for the veto
+BRIDGE_SAME = COS_SAME  # an entry this similar to two stories (not by the weaker cover rule) bridges them
+MAX_BRIDGES = 2  # stories merged into the best one by one entry at most
+HEADLINE_STORY_MAX = 2  # a story of at most this many headline-only entries may join by story profile
+DF_CACHE_MAX = 500_000  # cached per-term document-frequency parts before the cache is cleared
 
 _QUOTES = str.maketrans({c: "'" for c in "\u2018\u2019\u201a\u201b\u2032\u00b4`"} |
                         {c: '"' for c in "\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb"} |
@@ -102,6 +112,13 @@ _SYNONYMS = {
     "blacklisting": "entitylist",
     "curb": "restrict", "curbs": "restrict", "restriction": "restrict", "restrictions": "restrict",
     "limit": "restrict", "limits": "restrict", "ban": "restrict", "bans": "restrict", "banned": "restrict",
+    # the wire verbs of restriction and of listing, which rewrites swap freely
+    "bar": "restrict", "bars": "restrict", "barred": "restrict", "barring": "restrict",
+    "block": "restrict", "blocks": "restrict", "blocked": "restrict", "blocking": "restrict",
+    "restricts": "restrict", "restricted": "restrict", "restricting": "restrict",
+    "prohibit": "restrict", "prohibits": "restrict", "prohibited": "restrict",
+    "adds": "add", "added": "add", "adding": "add", "puts": "add", "put": "add", "putting": "add",
+    "places": "add", "placed": "add", "placing": "add",
     "hacker": "hack", "hackers": "hack", "hacked": "hack", "hacking": "hack",
     "breach": "hack", "breached": "hack", "breaches": "hack",
     "defence": "defense", "licence": "license", "licences": "license", "programme": "program",
@@ -140,11 +157,14 @@ _CONFLICTS = {frozenset(p) for p in [("proposed", "final"), ("provisional", "fin
 
 @dataclass(frozen=True)
 class StoryMatch:
-    """The best existing story for a new entry: its id, the score, and the member entry that matched."""
+    """The best existing story for a new entry: its id, the score, and the member entry that matched.
+    ``bridges``: other stories the entry is just as clearly a copy of (see ``BRIDGE_SAME``): the entry shows
+    they are one story, and the caller merges them."""
 
     story_id: int
     similarity: float
     entry_key: int
+    bridges: tuple[int, ...] = ()
 
 
 _Vector = tuple[dict[str, float], float]  # term weights and their norm
@@ -172,6 +192,14 @@ class _Member:
     when: datetime
     features: _Features
     vector: _Vector  # weighted with the IDF of the moment it was added: the window drifts slowly
+
+
+def story_time(published: datetime, first_seen: datetime) -> datetime:
+    """The time an entry is matched and indexed at: its publication time, but never later than when we first
+    saw it. Published time keeps two same-topic stories weeks apart apart even when a new feed brings the old
+    one today; the cap keeps a publisher's clock error from moving the window (and evicting everything).
+    An entry published long ago is indexed in the past and leaves the index at the next eviction."""
+    return min(published, first_seen)
 
 
 def _fold(text: str) -> str:
@@ -206,7 +234,14 @@ def _tokens(text: str) -> list[str]:
 
 def _term_tokens(text: str) -> list[str]:
     """Tokens for term extraction: like :func:`_tokens`, with the word sequences of _PHRASES folded."""
-    words, out, i = _tokens(text.replace("-", " ")), [], 0
+    return _fold_phrases(_tokens(text.replace("-", " ")))
+
+
+def _fold_phrases(words: list[str]) -> list[str]:
+    """Fold the word sequences of _PHRASES into one term each."""
+    if _PHRASE_FIRST.isdisjoint(words):
+        return words
+    out, i = [], 0
     while i < len(words):
         if words[i] not in _PHRASE_FIRST:
             out.append(words[i])
@@ -265,8 +300,30 @@ def _stem(word: str) -> str:
     return word
 
 
+_TERM_OF: dict[str, str] = {}  # word -> term ("" for a stop word); cleared when it grows past _TERM_CACHE_MAX
+_TERM_CACHE_MAX = 200_000
+
+
+def _term_of(word: str) -> str:
+    if len(_TERM_OF) > _TERM_CACHE_MAX:
+        _TERM_OF.clear()
+    term = _TERM_OF[word] = "" if word in _STOP else _stem(word)
+    return term
+
+
 def _terms(words: Iterable[str]) -> frozenset[str]:
-    return frozenset(_stem(w) for w in words if w not in _STOP)
+    get = _TERM_OF.get
+    found = {term if (term := get(w)) is not None else _term_of(w) for w in words}
+    found.discard("")
+    return frozenset(found)
+
+
+def _trigrams(words: list[str]) -> frozenset[int]:
+    """Hashed :func:`shingles` of a token list (without joining and splitting it again)."""
+    n = SHINGLE_N
+    if len(words) <= n:
+        return _hash([" ".join(words)]) if words else frozenset()
+    return frozenset(zlib.crc32(" ".join(words[i: i + n]).encode()) for i in range(len(words) - n + 1))
 
 
 def _hash(items: Iterable[str]) -> frozenset[int]:
@@ -276,8 +333,11 @@ def _hash(items: Iterable[str]) -> frozenset[int]:
 def _features(title: str, summary: str) -> _Features:
     clean_title = _strip_outlet(_fold(title))
     clean_summary = _clean_summary(summary)
-    words = _term_tokens(clean_title)
-    body_words = _term_tokens(clean_summary)
+    # Tokens once per text. Term tokens are the same tokens with the phrases folded: the dashes that
+    # _term_tokens turns into spaces never reach a token anyway (only a stray "s", a stop word, differs).
+    title_tokens, body_tokens = _tokens(clean_title), _tokens(clean_summary)
+    words = _fold_phrases(title_tokens)
+    body_words = _fold_phrases(body_tokens)
     if len(body_words) < MIN_SUMMARY_TOKENS:
         body_words = []
     caps = [w for w in re.findall(r"\b[A-Z][\w&-]*", clean_title) if w.lower() not in _STOP]
@@ -286,10 +346,11 @@ def _features(title: str, summary: str) -> _Features:
         title=title_terms,
         body=_terms(body_words),
         numbers=frozenset(w for w in words if w[:1].isdigit()) | {_ORDINALS[w] for w in words if w in _ORDINALS},
-        names=(_terms(t for w in caps for t in _term_tokens(w)) & title_terms) - {"us", "china"},
+        names=(_terms(t for w in caps for t in _fold_phrases(_TOKEN.findall(w.lower()))) & title_terms)
+        - {"us", "china"},
         stages=frozenset(_STAGES[t] for t in title_terms if t in _STAGES),
-        shingles=_hash(shingles(" ".join(_tokens(clean_summary)))) if body_words else frozenset(),
-        exact=zlib.crc32(" ".join(_tokens(clean_title) + _tokens(clean_summary)).encode()),
+        shingles=_trigrams(body_tokens) if body_words else frozenset(),
+        exact=zlib.crc32(" ".join(title_tokens + body_tokens).encode()),
     )
 
 
@@ -323,6 +384,11 @@ class StoryIndex:
         self.window = window
         self._prior_n, self._prior_df = _prior() if use_prior else (0, Counter())
         self._members: dict[int, _Member] = {}
+        self._story_of: dict[int, int] = {}  # member key -> story id (a plain dict: the hot lookup)
+        # idf(t) = log(N + prior_n + 1) - log(df(t) + 1) + 1: the first part is kept up to date on every add
+        # and removal, the second is cached per term and dropped when the term's postings change.
+        self._log_total = math.log(self._prior_n + 1)
+        self._df_part: dict[str, float] = {}
         self._postings: dict[str, set[int]] = {}  # term -> member keys (title and summary terms)
         self._exact: dict[int, set[int]] = {}  # normalized-text hash -> member keys
         self._heap: list[tuple[datetime, int]] = []
@@ -347,8 +413,14 @@ class StoryIndex:
             self._remove(entry_key)
         feats = self._analyse(title, summary)
         self._members[entry_key] = _Member(entry_key, story_id, when, feats, self._vector(feats))
+        self._story_of[entry_key] = story_id
+        self._log_total = math.log(len(self._members) + self._prior_n + 1)
+        df_part = self._df_part
+        if len(df_part) > DF_CACHE_MAX:  # terms seen only in queries would pile up
+            df_part.clear()
         for term in feats.terms:
             self._postings.setdefault(term, set()).add(entry_key)
+            df_part.pop(term, None)
         self._exact.setdefault(feats.exact, set()).add(entry_key)
         self._story_members.setdefault(story_id, {})[entry_key] = None
         self._story_terms.setdefault(story_id, Counter()).update(feats.terms)
@@ -379,7 +451,10 @@ class StoryIndex:
 
     def _remove(self, key: int) -> None:
         member = self._members.pop(key)
+        del self._story_of[key]
+        self._log_total = math.log(len(self._members) + self._prior_n + 1)
         for term in member.features.terms:
+            self._df_part.pop(term, None)
             posting = self._postings[term]
             posting.discard(key)
             if not posting:
@@ -408,13 +483,25 @@ class StoryIndex:
     # -- similarity --------------------------------------------------------------------------------------
 
     def _idf(self, term: str) -> float:
+        part = self._df_part.get(term)
+        if part is None:
+            part = self._df_part_of(term)
+        return self._log_total + part
+
+    def _df_part_of(self, term: str) -> float:
         df = len(self._postings.get(term, ())) + self._prior_df.get(term, 0)
-        return math.log((len(self._members) + self._prior_n + 1) / (df + 1)) + 1.0
+        part = self._df_part[term] = 1.0 - math.log(df + 1)
+        return part
 
     def _vector(self, feats: _Features) -> _Vector:
         if self._last_vector is not None and self._last_vector[0] is feats:
             return self._last_vector[1]
-        vec = {t: self._idf(t) * (TITLE_BOOST if t in feats.title else 1.0) for t in feats.terms}
+        get, log_total, title = self._df_part.get, self._log_total, feats.title
+        vec: dict[str, float] = {}
+        for t in feats.terms:
+            part = get(t)
+            weight = log_total + (self._df_part_of(t) if part is None else part)
+            vec[t] = weight * TITLE_BOOST if t in title else weight
         vector = vec, math.sqrt(sum(w * w for w in vec.values()))
         self._last_vector = (feats, vector)
         return vector
@@ -424,9 +511,7 @@ class StoryIndex:
         (va, na), (vb, nb) = a, b
         if not na or not nb:
             return 0.0
-        if len(va) > len(vb):
-            va, vb = vb, va
-        return sum(w * vb[t] for t, w in va.items() if t in vb) / (na * nb)
+        return sum(va[t] * vb[t] for t in va.keys() & vb.keys()) / (na * nb)
 
     def _cover(self, terms: frozenset[str], known: Iterable[str] | Counter[str]) -> float:
         """IDF-weighted share of ``terms`` (a headline) that ``known`` mentions."""
@@ -451,41 +536,69 @@ class StoryIndex:
 
     def _judge(self, feats: _Features, vec: _Vector, story: int,
                when: datetime) -> tuple[float, int]:
-        """Score of the entry against one candidate story (0 when it is not the same story), and the member."""
+        """Score of the entry against one candidate story (0 when it is not the same story), and the member.
+
+        Two passes with the decision of one: the cheap figures (text containment, cosine) first, so that the
+        common hopeless candidate costs no veto check; the vetoes only when some member could qualify."""
         vocab = self._story_terms[story]
         keys = list(self._story_members[story])
-        lead = self._members[keys[0]]
-        best, best_key = 0.0, keys[0]
-        for key in keys[-MEMBERS_COMPARED:] if len(keys) > MEMBERS_COMPARED else keys:
+        recent = keys[-MEMBERS_COMPARED:] if len(keys) > MEMBERS_COMPARED else keys
+        if len(recent) > 2 and not self._may_match(feats, vec, vocab, recent):
+            return 0.0, keys[0]
+        figures = []
+        hopeful = False
+        for key in recent:
             member = self._members[key]
             if abs(when - member.when) > self.window:
                 continue
             text = 1.0 if feats.exact == member.features.exact else \
                 _containment(feats.shingles, member.features.shingles)
+            cos = 0.0 if text >= TEXT_SAME else self._cosine(vec, member.vector)
+            hopeful = hopeful or text >= TEXT_SAME or cos >= COS_SUPPORT
+            figures.append((key, member, text, cos))
+        if not hopeful:
+            return 0.0, keys[0]
+        best, best_key = 0.0, keys[0]
+        for key, member, text, cos in figures:
             if text >= TEXT_SAME:
                 return 1.0 + text, key
             if self._conflict(feats, member.features, feats.terms, vocab):
                 return 0.0, key
-            cos = self._cosine(vec, member.vector)
             if cos > best:
                 best, best_key = cos, key
         if best >= COS_SAME:
             return best, best_key
         if best >= COS_SUPPORT:
+            lead = self._members[keys[0]]
             cover = max(self._cover(feats.title, vocab), self._cover(lead.features.title, feats.terms))
             if cover >= COVER_SAME:
                 return best, best_key
         return 0.0, best_key
 
+    def _may_match(self, feats: _Features, vec: _Vector, vocab: Counter[str], keys: list[int]) -> bool:
+        """Cheap necessary condition for :meth:`_judge`. By Cauchy-Schwarz the cosine with any member is at
+        most the norm of the entry's vector restricted to the terms the story mentions, over its full norm;
+        below ``COS_SUPPORT`` only an identical text or a trimmed summary can still make it the same story."""
+        weights, norm = vec
+        if norm and math.sqrt(sum(weights[t] ** 2 for t in vocab.keys() & feats.terms)) >= COS_SUPPORT * norm:
+            return True
+        members = self._members
+        return any(feats.exact == members[k].features.exact or
+                   _containment(feats.shingles, members[k].features.shingles) >= TEXT_SAME for k in keys)
+
     def _candidates(self, feats: _Features) -> set[int]:
         """Stories sharing the entry's rarest terms; the ``CANDIDATES`` sharing the most weight of them."""
         sized = sorted((len(p), t) for t in feats.terms if (p := self._postings.get(t)) is not None)
+        # the rarest terms overall, and the rarest headline terms too: a summary full of terms that only one
+        # story mentions would otherwise hide the other stories that share the headline
+        lookups = sized[:RARE_LOOKUPS]
+        lookups += [x for x in sized[RARE_LOOKUPS:] if x[1] in feats.title][:RARE_TITLE_LOOKUPS]
         hits: dict[int, float] = {}
-        for size, term in sized[:RARE_LOOKUPS]:
+        for size, term in lookups:
             if size > POSTING_CAP:
-                break
+                continue
             weight = self._idf(term) * (TITLE_BOOST if term in feats.title else 1.0)
-            for story in {self._members[k].story_id for k in self._postings[term]}:
+            for story in set(map(self._story_of.__getitem__, self._postings[term])):
                 hits[story] = hits.get(story, 0.0) + weight
         found = set(heapq.nlargest(CANDIDATES, hits, key=hits.__getitem__))
         return found | {self._members[k].story_id for k in self._exact.get(feats.exact, ())}
@@ -493,7 +606,8 @@ class StoryIndex:
     def _best(self, feats: _Features, when: datetime) -> StoryMatch | None:
         vec = self._vector(feats)
         scored = []
-        for story in self._candidates(feats):
+        candidates = self._candidates(feats)
+        for story in candidates:
             sim, key = self._judge(feats, vec, story, when)
             if sim > 0:
                 scored.append((sim, story, key))
@@ -501,4 +615,48 @@ class StoryIndex:
             return None
         scored.sort(reverse=True)
         sim, story, key = scored[0]
-        return StoryMatch(story, min(sim, 1.0), key)
+        bridges = tuple(s for score, s, _ in scored[1:MAX_BRIDGES + 1] if score >= BRIDGE_SAME) \
+            if sim >= BRIDGE_SAME else ()
+        if len(bridges) < MAX_BRIDGES:
+            found = {s for _, s, _ in scored}
+            bridges += tuple(other for other in candidates - found
+                             if self._headline_story_of(other, story, feats, vec, when))[:MAX_BRIDGES - len(bridges)]
+        return StoryMatch(story, min(sim, 1.0), key, bridges)
+
+    def _headline_story_of(self, other: int, story: int, feats: _Features, vec: _Vector, when: datetime) -> bool:
+        """Story-level profile: is ``other``, a story of headline-only entries, the same story as ``story``
+        once the entry joins it? A lone headline is judged against single members badly (a reworded headline
+        shares little with any one summary), but the vocabulary of the whole story (all members and the
+        entry) may mention most of its weight. Same rule as :meth:`_judge` (coverage and a supporting
+        cosine, no veto), applied to the other story's lead and the grown story."""
+        keys = list(self._story_members[other])
+        if len(keys) > HEADLINE_STORY_MAX:
+            return False
+        members = [self._members[k] for k in keys]
+        if any(m.features.body or abs(when - m.when) > self.window for m in members):
+            return False
+        lead = members[0]
+        profile = self._story_terms[story] + Counter(feats.terms)
+        if self._cover(lead.features.title, profile) < COVER_SAME:
+            return False
+        mine = [self._members[k] for k in list(self._story_members[story])[-MEMBERS_COMPARED:]]
+        cos = max([self._cosine(lead.vector, vec)] + [self._cosine(lead.vector, m.vector) for m in mine])
+        if cos < COS_SUPPORT:
+            return False
+        theirs = self._story_terms[other]
+        return not any(self._conflict(lead.features, f, theirs, profile) for f in [feats, *(m.features for m in mine)])
+
+    def merge(self, keep: int, gone: int) -> None:
+        """Story ``gone`` was merged into ``keep`` (a bridging entry): its members now belong to ``keep``."""
+        keys = self._story_members.pop(gone, None)
+        if keys is None:
+            return
+        terms = self._story_terms.pop(gone)
+        into = self._story_members.setdefault(keep, {})
+        for key in keys:
+            self._members[key] = dataclasses.replace(self._members[key], story_id=keep)
+            self._story_of[key] = keep
+            into[key] = None
+        self._story_terms.setdefault(keep, Counter()).update(terms)
+        # the lead (first key) stays the oldest member
+        self._story_members[keep] = dict.fromkeys(sorted(into, key=lambda k: (self._members[k].when, k)))

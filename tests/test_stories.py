@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from monitor.models import Entry
+from monitor.store import Store
 from monitor.stories import StoryIndex, normalize_text, normalize_title, shingles
 
 T0 = datetime(2024, 5, 1, 12, tzinfo=UTC)
@@ -173,3 +176,70 @@ def test_discard_forgets_an_entry() -> None:
     assert index.discard(1) and not index.discard(1)
     assert len(index) == 0
     assert index.match("Judge blocks Montana's TikTok ban", WIRE, T0) is None
+
+
+# -- bridging: an entry that is clearly a copy of two stories merges them ----------------------------------
+
+def test_bridging_entry_reports_both_stories_and_index_merges_them() -> None:
+    index = StoryIndex()
+    index.add(1, 10, "US adds Huawei and 70 affiliates to Entity List", WIRE, T0)
+    # two stories that are one (say the first copy of each arrived before the index knew the other)
+    index.add(2, 20, "Huawei barred from buying US parts without approval", WIRE.split(",")[1],
+              T0 + timedelta(hours=1))
+    m = index.match("Huawei barred from buying US parts without approval", WIRE, T0 + timedelta(hours=2))
+    assert m is not None and {m.story_id, *m.bridges} == {10, 20}
+    index.merge(10, 20)
+    again = index.match("Huawei barred from buying US parts without approval", "", T0 + timedelta(hours=3))
+    assert again is not None and again.story_id == 10 and again.bridges == ()
+
+
+def _store(tmp_path: Path) -> Store:
+    store = Store.open(tmp_path)
+    store.db["feeds"].insert({"id": 1, "url": "https://a.example/feed", "name": "A", "created_at": "x"})
+    return store
+
+
+def _entry(guid: str, title: str) -> Entry:
+    return Entry(feed_id=1, feed_name=f"Outlet {guid}", guid=guid, link=f"https://a.example/{guid}", title=title,
+                 summary="", published=T0, published_known=True)
+
+
+def _story(store: Store, guid: str) -> int:
+    entry = _entry(guid, f"Story {guid}")
+    return store.create_story(entry, store.insert_entry(entry, entry.link, T0, None), T0, alertable=True)
+
+
+def test_merge_stories_moves_members_and_keeps_one_alert_per_channel(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    keep, gone = _story(store, "a"), _story(store, "b")
+    with store.transaction():
+        store.record_match(keep, "chips", "why", T0)
+        store.record_match(gone, "chips", "why", T0)
+        store.record_match(gone, "cyber", "why", T0)
+        pending_twin = store.enqueue_alert(keep, "chips", "ops", "why", "info", T0)
+        sent = store.enqueue_alert(gone, "chips", "ops", "why", "info", T0)
+        moved = store.enqueue_alert(gone, "cyber", "ops", "why", "info", T0)
+        assert pending_twin and sent and moved
+        store.mark_sent(sent, T0)
+        store.merge_stories(keep, gone)
+    assert store.story(gone) is None
+    row = store.story(keep)
+    assert row is not None and row.size == 2 and set(row.view.sources) == {"Outlet a", "Outlet b"}
+    assert {m["id"] for m in store.story_members(keep)} == {1, 2}
+    assert set(store.story_matches(keep)) == {"chips", "cyber"}
+    alerts = {(r.alert.watchlist, r.alert.state) for r in store.alerts()}
+    # the merged story already went out for (chips, ops): the unsent twin is dropped, never sent again
+    assert alerts == {("chips", "sent"), ("cyber", "pending")}
+    assert all(r.alert.story_id == keep for r in store.alerts())
+    store.close()
+
+
+def test_merge_stories_keeps_the_older_pending_alert(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    keep, gone = _story(store, "a"), _story(store, "b")
+    with store.transaction():
+        older = store.enqueue_alert(keep, "chips", "ops", "why", "info", T0)
+        store.enqueue_alert(gone, "chips", "ops", "why", "info", T0)
+        store.merge_stories(keep, gone)
+    assert [r.alert.id for r in store.alerts()] == [older]
+    store.close()
