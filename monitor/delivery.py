@@ -257,28 +257,40 @@ class Deliverer:
         if story is None:
             self.store.mark_failed(alert.id, "story no longer in the database", self.clock())
             return "failed"
-        errors = []
-        for url in policy.urls:
-            if target_key(url) in row.delivered:
-                continue
-            fmt = url_format(url, policy.format)
-            try:
-                title, body = render_alert(story.view, alert.watchlist, row.why, fmt, self.template_dir,
-                                           row.severity)
-            except NotifyError as exc:
-                errors.append(str(exc))
-                continue
-            result = send(url, Message(title=title, body=body, body_format=fmt, severity=row.severity),
-                          timeout=self.config.settings.alerts.send_timeout)
-            if result.ok:
-                self.store.mark_delivered_to(alert.id, result.target)
-            else:
-                errors.append(f"{redact(url)}: {result.reason}")
+
+        def message(fmt: str) -> Message:
+            title, body = render_alert(story.view, alert.watchlist, row.why, fmt, self.template_dir,
+                                       row.severity)
+            return Message(title=title, body=body, body_format=fmt, severity=row.severity)
+
+        errors = self._send_each(policy, row.delivered, message,
+                                 lambda target: self.store.mark_delivered_to(alert.id, target))
         if errors:
             return self._alert_failed_or_retry(row, "; ".join(errors))
         self.store.mark_sent(alert.id, self.clock())
         log.info("alert %d sent to channel %r: %s", alert.id, alert.channel, alert.title)
         return "sent"
+
+    def _send_each(self, policy: ChannelPolicy, delivered: frozenset[str], message: Callable[[str], Message],
+                   mark_delivered: Callable[[str], None]) -> list[str]:
+        """Send to every URL of the channel that does not have this message yet, rendered in the URL's
+        format; commit each success at once (so a retry skips that URL). Return the failures' reasons."""
+        errors = []
+        for url in policy.urls:
+            if target_key(url) in delivered:
+                continue
+            fmt = url_format(url, policy.format)
+            try:
+                rendered = message(fmt)
+            except NotifyError as exc:  # a broken template: the message stays pending with the reason
+                errors.append(str(exc))
+                continue
+            result = send(url, rendered, timeout=self.config.settings.alerts.send_timeout)
+            if result.ok:
+                mark_delivered(result.target)
+            else:
+                errors.append(f"{redact(url)}: {result.reason}")
+        return errors
 
     def _alert_failed_or_retry(self, row: AlertRow, error: str) -> str:
         alert = row.alert
@@ -321,18 +333,13 @@ class Deliverer:
             return
         story = self.store.story(update.story_id)
         sources = story.view.sources if story is not None else ()
-        errors = []
-        for url in policy.urls:
-            if target_key(url) in update.delivered:
-                continue
-            fmt = url_format(url, policy.format)
+
+        def message(fmt: str) -> Message:
             title, body = follow_up_message(update, sources, fmt)
-            result = send(url, Message(title=title, body=body, body_format=fmt),
-                          timeout=self.config.settings.alerts.send_timeout)
-            if result.ok:
-                self.store.mark_follow_up_delivered_to(update.id, result.target)
-            else:
-                errors.append(f"{redact(url)}: {result.reason}")
+            return Message(title=title, body=body, body_format=fmt)
+
+        errors = self._send_each(policy, update.delivered, message,
+                                 lambda target: self.store.mark_follow_up_delivered_to(update.id, target))
         if not errors:
             self.store.mark_follow_up(update.id, "sent", self.clock())
             log.info("follow-up %d sent to channel %r: %s (%d outlets)", update.id, update.channel, update.title,
@@ -375,23 +382,14 @@ class Deliverer:
         failures = [FailureItem(title=r.alert.title, link=r.alert.link, channel=r.alert.channel,
                                 watchlist=r.alert.watchlist, error=r.alert.last_error or "")
                     for r in self.store.alerts_by_id(digest.failures)]
-        errors = []
-        for url in policy.urls:
-            if target_key(url) in digest.delivered:
-                continue
-            fmt = url_format(url, policy.format)
-            try:
-                title, body = render_digest(digest.channel, items, failures, digest.period_start,
-                                            digest.period_end, self.zone, fmt, self.template_dir)
-            except NotifyError as exc:
-                errors.append(str(exc))
-                continue
-            result = send(url, Message(title=title, body=body, body_format=fmt),
-                          timeout=self.config.settings.alerts.send_timeout)
-            if result.ok:
-                self.store.mark_digest_delivered_to(digest.id, result.target)
-            else:
-                errors.append(f"{redact(url)}: {result.reason}")
+
+        def message(fmt: str) -> Message:
+            title, body = render_digest(digest.channel, items, failures, digest.period_start, digest.period_end,
+                                        self.zone, fmt, self.template_dir)
+            return Message(title=title, body=body, body_format=fmt)
+
+        errors = self._send_each(policy, digest.delivered, message,
+                                 lambda target: self.store.mark_digest_delivered_to(digest.id, target))
         if errors:
             tally.add(self._digest_failed_or_retry(digest, "; ".join(errors)))
             return
