@@ -237,7 +237,8 @@ def _register_watchlists(sub: argparse._SubParsersAction) -> None:  # type: igno
     register(sub)
 
 
-_COMMANDS = [_register_run, _register_demo, _register_watchlists, _register_feeds, _register_stories, _register_delivery,
+_COMMANDS = [_register_run, _register_demo, _register_watchlists, _register_feeds, _register_stories,
+             _register_delivery,
              _register_status, _register_model]
 
 if __name__ == "__main__":

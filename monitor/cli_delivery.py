@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
             if not args.ids and not args.all_failed:
                 print("usage: monitor alerts retry ID [ID...] | --all-failed", file=sys.stderr)
                 return 2
-            count = store.retry_alerts(None if args.all_failed else args.ids, datetime.now(timezone.utc))
+            count = store.retry_alerts(None if args.all_failed else args.ids, datetime.now(UTC))
             print(f"re-queued {count} alert{_s(count)}; they go out on the next cycle")
             return 0
         state = "pending" if args.pending else "failed" if args.failed else None
@@ -103,7 +103,7 @@ def delivery_status(store: Store, config_path: Path | None = None) -> list[str]:
     from .delivery import ChannelPolicy, digest_due, next_digest
 
     clock = store.digest_clock()
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for name, spec in config.channel_specs.items():
         policy = ChannelPolicy.from_spec(name, spec, config.zone)
         queued = store.waiting_for_digest(name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -231,7 +231,7 @@ def polling_status(store: Any, rows: list[Any], poll: dict[int, dict[str, Any]])
     from .retention import describe
 
     counts = store.feed_health_counts()
-    due = store.count_due(datetime.now(timezone.utc))
+    due = store.count_due(datetime.now(UTC))
     lines = [f"feeds: {counts['configured']} configured, {counts['erroring']} failing ({counts['failing']} flagged "
              f"after poll.failing_after errors in a row), {counts['disabled']} disabled; {due} due now"]
     for r in rows:
@@ -254,7 +254,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
         days = load_config(resolve_config_path(args.config)).settings.retention.entry_days
     store = _open_store(args)
     try:
-        report = prune(store, days, datetime.now(timezone.utc), vacuum=args.vacuum)
+        report = prune(store, days, datetime.now(UTC), vacuum=args.vacuum)
     finally:
         store.close()
     print(f"pruned the text of {report.pruned} entries older than {days:g} days" if days else "retention is off")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +150,7 @@ def cmd_label(args: argparse.Namespace) -> int:
             print(f"error: no story #{args.story}", file=sys.stderr)
             return 1
         label = 1 if args.verdict == "relevant" else 0
-        store.add_label(args.story, label, args.subtopic if label else [], datetime.now(timezone.utc))
+        store.add_label(args.story, label, args.subtopic if label else [], datetime.now(UTC))
         total = len(store.labels())
     finally:
         store.close()
@@ -165,7 +165,7 @@ def cmd_review(args: argparse.Namespace) -> int:
 
     store = Store.open(_state(args))
     try:
-        since = datetime.now(timezone.utc) - timedelta(seconds=parse_duration(args.since))
+        since = datetime.now(UTC) - timedelta(seconds=parse_duration(args.since))
         labeled = {r["story_id"] for r in store.labels()}
         rows = [r for r in store.recent_stories(limit=5000, since=since) if r.view.id not in labeled]
     finally:

@@ -22,12 +22,13 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
 )
-from pydantic import Discriminator, Tag
 
 from .errors import ConfigError
 from .yamlsource import YamlDoc, YamlSyntaxError, load_yaml
@@ -422,7 +423,10 @@ def _describe(doc: YamlDoc, model: type[BaseModel], error: Any) -> str:
     if kind == "extra_forbidden":
         known = _fields_at(model, clean[:-1])
         hint = difflib.get_close_matches(str(clean[-1]), known, n=1)
-        suggestion = f" (did you mean '{hint[0]}'?)" if hint else (f" (expected one of: {', '.join(known)})" if known else "")
+        if hint:
+            suggestion = f" (did you mean '{hint[0]}'?)"
+        else:
+            suggestion = f" (expected one of: {', '.join(known)})" if known else ""
         inside = f" in '{dotted}'" if len(clean) > 1 else ""
         return f"{where}: unknown field '{clean[-1]}'{inside}{suggestion}"
     if kind == "missing":

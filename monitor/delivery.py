@@ -21,7 +21,7 @@ import html
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DIGEST_EVERY_S = 3600.0  # a channel that needs a digest but configures no schedule gets one hourly
 RATE_WINDOW = timedelta(hours=1)
-_FAR_FUTURE = datetime(9999, 1, 1, tzinfo=timezone.utc)
+_FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
 
 # -- policy (pure) ------------------------------------------------------------------------------------------
 
@@ -97,7 +97,7 @@ def next_local_time(after: datetime, when: time, zone: ZoneInfo) -> datetime:
     local_day = after.astimezone(zone).date()
     for offset in range(3):
         day = local_day + timedelta(days=offset)
-        candidate = datetime.combine(day, when, tzinfo=zone).astimezone(timezone.utc)
+        candidate = datetime.combine(day, when, tzinfo=zone).astimezone(UTC)
         if candidate > after:
             return candidate
     raise AssertionError("unreachable: a local time recurs within two days")

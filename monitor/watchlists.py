@@ -33,7 +33,8 @@ from .query_eval import fold as fold_value
 from .yamlsource import YamlSyntaxError, load_yaml
 
 __all__ = ["Check", "CheckResult", "CompiledWatchlist", "Entities", "ExampleResult", "Replay", "compile_all",
-           "compile_watchlist", "fold", "load_entity_file", "load_watchlist_file", "match_all", "prepare", "replay", "run_examples"]
+           "compile_watchlist", "fold", "load_entity_file", "load_watchlist_file", "match_all", "prepare", "replay",
+           "run_examples"]
 
 Entities = dict[str, tuple[str, ...]]
 _FOLD = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-"})
@@ -429,7 +430,8 @@ def _score_check(minimum: float | str) -> Check:
         if limit is None:
             return False, "the model gave no threshold"
         terms = f" (terms: {', '.join(verdict.top_terms[:5])})" if verdict.top_terms else ""
-        return verdict.score >= limit, f"{verdict.score:.2f} {'>=' if verdict.score >= limit else '<'} {limit:.2f}{terms}"
+        passed = verdict.score >= limit
+        return passed, f"{verdict.score:.2f} {'>=' if passed else '<'} {limit:.2f}{terms}"
 
     return Check("score", passed, describe, 0)
 

@@ -5,7 +5,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from localparts import Receiver, SmtpServer, start_receiver, start_smtp
 
 ROOT = Path(__file__).resolve().parent.parent

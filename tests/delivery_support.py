@@ -6,15 +6,15 @@ from __future__ import annotations
 import random
 import string
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
+from feedgen import Item, rss
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from feedgen import Item, rss
 from monitor.app import load_validated
 from monitor.models import Verdict
 from monitor.pipeline import Pipeline
@@ -41,7 +41,7 @@ def local(text: str, zone: str = ZONE) -> datetime:
     """'2030-03-04 21:30' in the test time zone -> an aware UTC datetime."""
     from zoneinfo import ZoneInfo
 
-    return datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=ZoneInfo(zone)).astimezone(timezone.utc)
+    return datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
 
 
 @dataclass

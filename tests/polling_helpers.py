@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ from helpers import write_config
 
 from monitor.app import App, open_app
 
-T0 = datetime(2025, 3, 3, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 3, 12, 0, tzinfo=UTC)
 
 
 @dataclass

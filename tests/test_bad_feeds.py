@@ -11,7 +11,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-
 from feedgen import Item, rss
 from helpers import cli, run_once, write_config
 

@@ -195,7 +195,9 @@ def test_uncertain_ranks_by_closeness_to_threshold(clf: Classifier) -> None:
     items = [RELEVANT, IRRELEVANT, ("China weighs new rules for drones", "Officials discussed exports.")]
     ranked = classify.uncertain(clf, items, k=3)
     assert sorted(i for i, _ in ranked) == [0, 1, 2]
-    logit = lambda p: math.log(p / (1 - p))
+    def logit(p: float) -> float:
+        return math.log(p / (1 - p))
+
     distances = [abs(logit(min(max(s, 1e-6), 1 - 1e-6)) - logit(clf.threshold)) for _, s in ranked]
     assert distances == sorted(distances)
 

@@ -6,10 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from pytest_httpserver import HTTPServer
-
 from feedgen import Item, rss
 from helpers import cli, run_once, write_config
+from pytest_httpserver import HTTPServer
 
 pytestmark = pytest.mark.slow
 

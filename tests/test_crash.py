@@ -16,14 +16,14 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pytest_httpserver import HTTPServer
-
 from delivery_support import Clock, FeedSite, local, open_rig, story, write_config
+from pytest_httpserver import HTTPServer
 
 BURST = 40
 RESPONSE_DELAY_S = 0.12  # a slow chat service: the burst takes about 5 s to deliver
@@ -95,10 +95,10 @@ def _start(config: Path, state: Path, log_path: Path) -> subprocess.Popen[bytes]
 @pytest.mark.slow
 def test_kill_9_during_a_burst_then_restart_loses_nothing_and_doubles_at_most_the_inflight_alert(
         tmp_path: Path, httpserver: HTTPServer, slow_receiver: SlowReceiver) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     site = FeedSite(httpserver)
-    site.items.extend(story(f"burst {i}", datetime.now(timezone.utc)) for i in range(BURST))
+    site.items.extend(story(f"burst {i}", datetime.now(UTC)) for i in range(BURST))
     port = slow_receiver.server.server_address[1]
     config = write_config(tmp_path / "config", {"default": [f"json://127.0.0.1:{port}/hook"]}, site.url,
                           poll={"tick": "1s"})

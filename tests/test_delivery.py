@@ -7,10 +7,9 @@ import json
 import re
 from pathlib import Path
 
-from pytest_httpserver import HTTPServer
-
 from delivery_support import Clock, FeedSite, SubtopicScorer, local, open_rig, story, write_config
 from helpers import cli
+from pytest_httpserver import HTTPServer
 
 
 def _links(text: str) -> list[str]:

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from monitor.config import ChannelSpec
-from monitor.delivery import (ChannelPolicy, Hold, SendNow, ToDigest, decide, digest_due, next_digest,
-                              next_local_time, quiet_until)
+from monitor.delivery import (
+    ChannelPolicy,
+    Hold,
+    SendNow,
+    ToDigest,
+    decide,
+    digest_due,
+    next_digest,
+    next_local_time,
+    quiet_until,
+)
 from monitor.models import StoryView, Verdict
 from monitor.render import DigestItem, group_digest, render_alert, render_digest
 
@@ -18,7 +27,7 @@ PARIS = ZoneInfo("Europe/Paris")
 
 
 def at(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=PARIS).astimezone(timezone.utc)
+    return datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=PARIS).astimezone(UTC)
 
 
 def policy(**spec: object) -> ChannelPolicy:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from pathlib import Path
-
-import pytest
-from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
 
 from feedgen import Item, rss
 from helpers import cli, run_once, write_config
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 CHIPS = Item("US adds Chinese chip toolmakers to the Entity List", "https://news.example/chips-entity-list",
              "Commerce blacklisted dozens of Chinese firms over military ties.")
@@ -100,10 +99,10 @@ def test_second_poll_is_conditional_and_304_is_handled(tmp_path: Path, config_di
 
 def test_old_entries_are_stored_but_not_alerted(tmp_path: Path, config_dir: Path, httpserver: HTTPServer,
                                                 receiver, capsys) -> None:
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     old = Item("Chinese hackers stole chip designs, report says", "https://news.example/old",
-               published=datetime.now(timezone.utc) - timedelta(days=5))
+               published=datetime.now(UTC) - timedelta(days=5))
     httpserver.expect_request("/f.xml").respond_with_data(rss("F", [old, CHIPS]), content_type="application/rss+xml")
     config = write_config(config_dir, [receiver.url()], [{"url": httpserver.url_for("/f.xml"), "name": "F"}])
     state = tmp_path / "state"
@@ -119,7 +118,7 @@ def test_check_reports_misspelt_key_with_file_and_line(config_dir: Path, capsys)
     watchlist = config_dir / "watchlists" / "chips-export-controls.yaml"
     text = watchlist.read_text().replace("keywords:", "keywrds:", 1)
     watchlist.write_text(text)
-    line = next(i for i, l in enumerate(text.splitlines(), 1) if l.startswith("keywrds:"))
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if row.startswith("keywrds:"))
     assert cli(config_dir / "monitor.yaml", config_dir.parent / "state", "check") == 1
     err = capsys.readouterr().err
     assert f"{watchlist}:{line}: unknown field 'keywrds'" in err

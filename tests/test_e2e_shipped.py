@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pytest_httpserver import HTTPServer
-
 from feedgen import Item, rss
+from pytest_httpserver import HTTPServer
 
 pytestmark = pytest.mark.slow
 

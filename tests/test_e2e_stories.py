@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pytest_httpserver import HTTPServer
-
 from feedgen import Item, rss
 from helpers import cli, run_once, write_config
+from pytest_httpserver import HTTPServer
 
 COPIES = [
     ("Reuters", Item("US adds 140 Chinese chip firms to Entity List - Reuters",

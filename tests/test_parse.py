@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from monitor.errors import ParseError
 from monitor.parse import clean_text, parse_feed
 
-NOW = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 
 def _parse(body: str | bytes, headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
@@ -28,7 +28,7 @@ def test_rss_entries_are_normalized() -> None:
     assert first.summary == "First line second line"
     assert first.link == "https://site.example/news/1"
     assert first.guid == "g1"
-    assert first.published == datetime(2024, 12, 3, 0, 45, tzinfo=timezone.utc) and first.published_known
+    assert first.published == datetime(2024, 12, 3, 0, 45, tzinfo=UTC) and first.published_known
     assert first.tags == ("Tech",) and first.feed_tags == ("tag",)
     assert no_date.published == NOW and not no_date.published_known
     assert no_date.guid == "https://site.example/news/2"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from monitor import schedule
 from monitor.schedule import Policy
 
-NOW = datetime(2025, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2025, 1, 1, tzinfo=UTC)
 POLICY = Policy(interval_s=600, jitter=0.1, min_interval_s=120, max_interval_s=6 * 3600, backoff_max_s=6 * 3600)
 
 
