@@ -11,8 +11,8 @@ Contenders:
   floor     httpx (same concurrency) + feedparser with its default options + one SQLite INSERT per
             entry, one process: the least a Python poller can do
   floor-lean  the same floor with feedparser's HTML sanitizer off (as monitor runs it): a stricter floor
-  monitor-nocluster  diagnostic: monitor with near-duplicate story clustering switched off, to show
-            what polling itself costs
+  monitor-nocluster  diagnostic: monitor with the near-duplicate story index switched off (no matching
+            and no indexing: every entry its own story), to show what polling itself costs
   reader    the `reader` library (pip install 'monitor[bench]'), update_feeds(workers=16)
 
 Run:  python bench/bench_poll.py [--feeds 1000] [--entries 50] [--only monitor,floor,...]
@@ -44,7 +44,16 @@ CONCURRENCY = 16
 # vocabulary would make every entry a near-duplicate of every other and measure only story clustering).
 _SYLLABLES = "ba be bi bo bu ka ke ki ko ku la le li lo lu ma me mi mo mu na ne ni no nu ra re ri ro ru ta te ti".split()
 WORDS = [a + b + c for a in _SYLLABLES for b in _SYLLABLES for c in ("", "n", "s", "r")][:5000]
-# About 1 in 100 titles matches the benchmark's keyword watchlist, so matching and delivery are exercised.
+# About 1 in 100 titles matches the benchmark's keyword watchlist, so matching and delivery are exercised
+# (the shipped watchlist needs the classifier, so without --classifier it matches nothing).
+KEYWORD_WATCHLIST = """\
+name: bench-keywords
+channels: [default]
+keywords:
+  all:
+    - [China, Chinese, Beijing, Huawei]
+    - [chip, chips, hackers, export]
+"""
 HOT = ["China adds chip export curbs on gallium", "Chinese hackers breach telecom network, FBI says",
        "Huawei unveils new AI chip despite sanctions", "Beijing bans Micron chips in critical infrastructure"]
 
@@ -52,7 +61,9 @@ HOT = ["China adds chip export curbs on gallium", "Chinese hackers breach teleco
 # -- the feeds ---------------------------------------------------------------------------------------------
 
 def feed_body(index: int, entries: int) -> bytes:
-    now = datetime(2025, 3, 3, 12, tzinfo=timezone.utc)
+    # Dated relative to the run (to the hour, so the bodies stay fixed while it runs): the entries span
+    # about 31 hours, inside the story window (72 h), as a first poll of busy news feeds would be.
+    now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
     parts = [f'<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel><title>Outlet {index}</title>'
              f"<link>https://outlet{index}.example/</link><description>bench feed {index}</description>"]
     for j in range(entries):
@@ -136,6 +147,13 @@ def _proc_cpu(pid: int) -> float:
         return 0.0
 
 
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def _proc_hwm_mb(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -180,10 +198,11 @@ def run_monitor(base: str, feeds: int, work: Path, classifier: bool, cluster: bo
 
     from monitor.app import open_app
 
-    if not cluster:  # diagnostic: near-duplicate story clustering off (every entry its own story)
+    if not cluster:  # diagnostic: the story index off (every entry its own story; nothing is indexed)
         from monitor.stories import StoryIndex
 
         StoryIndex.match = lambda self, *args, **kwargs: None  # type: ignore[method-assign]
+        StoryIndex.add = lambda self, *args, **kwargs: None  # type: ignore[method-assign]
 
     config = work / "config"
     (config / "watchlists").mkdir(parents=True)
@@ -194,14 +213,17 @@ def run_monitor(base: str, feeds: int, work: Path, classifier: bool, cluster: bo
     (config / "feeds.yaml").write_text(yaml.safe_dump({"feeds": [
         {"url": f"{base}/feed{i}.xml", "name": f"Outlet {i}"} for i in range(feeds)]}))
     shutil.copy(ROOT / "config" / "watchlists" / "us-china-tech-security.yaml", config / "watchlists")
+    (config / "watchlists" / "bench-keywords.yaml").write_text(KEYWORD_WATCHLIST)
     app = open_app(config / "monitor.yaml", work / "state", with_scorer=classifier)  # trains if enabled
     meter = Meter()
+    ready_mb = _rss_mb()  # after imports, configuration, database and model: the daemon's resting size
     out = []
     for _ in range(2):
         def cycle() -> dict[str, float]:
             stats = app.pipeline.run_cycle(all_feeds=True)
             return {"entries": stats.entries_new, "not_modified": stats.feeds_not_modified,
-                    "failed": stats.feeds_failed, "stories": stats.stories_new, "alerts": stats.alerts_queued}
+                    "failed": stats.feeds_failed, "stories": stats.stories_new, "alerts": stats.alerts_queued,
+                    "ready_mb": ready_mb, "after_mb": _rss_mb(), "indexed": len(app.pipeline.index)}
         out.append(meter.measure(cycle))
     app.pipeline.close()
     app.close()
@@ -325,17 +347,24 @@ def main() -> None:
 def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace) -> None:
     print(f"\n{args.feeds} feeds x {args.entries} entries, local server in its own process, "
           f"{os.cpu_count()} CPUs, concurrency {CONCURRENCY}; monitor classifier "
-          f"{'ENABLED' if args.classifier else 'disabled'}, keyword watchlist us-china-tech-security\n")
+          f"{'ENABLED' if args.classifier else 'disabled'}, watchlists us-china-tech-security (classifier) "
+          f"and bench-keywords\n")
     print("| contender | cycle | wall s | CPU s | peak RSS MB (main / largest child) | entries stored |")
     print("|---|---|---:|---:|---:|---:|")
     for name, (first, second) in results.items():
         for label, r in (("first", first), ("304", second)):
             print(f"| {name} | {label} | {r['wall_s']:.2f} | {r['cpu_s']:.2f} | {r['rss_mb']:.0f} / "
                   f"{r['child_rss_mb']:.0f} | {int(r.get('entries', 0))} |")
+    print()
+    for mine in ("monitor", "monitor-nocluster"):
+        if mine in results:
+            r = results[mine][0]
+            print(f"{mine}: RSS {r['ready_mb']:.0f} MB when ready, {r['after_mb']:.0f} MB after the first cycle; "
+                  f"story index holds {int(r['indexed'])} entries after it; {int(r['stories'])} stories, "
+                  f"{int(r['alerts'])} alerts queued")
     if "monitor" not in results:
         return
     first, second = results["monitor"]
-    print()
     for mine in ("monitor", "monitor-nocluster"):
         for other in ("floor", "floor-lean", "reader"):
             if mine in results and other in results:

@@ -9,6 +9,7 @@ import calendar
 import html
 import logging
 import re
+import signal
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from html.parser import HTMLParser
@@ -50,6 +51,14 @@ class ParseJob:
     feed_tags: tuple[str, ...]
     now: datetime
     skip_guids: frozenset[str] = frozenset()
+
+
+def parser_process_init() -> None:
+    """Initializer of the parser processes. It lives here, not in the pipeline, so that a parser process
+    imports only this module (and feedparser), not the daemon's whole dependency tree."""
+    # Ctrl-C and SIGTERM are the parent's business: it shuts the pool down after the cycle in flight.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def run_job(job: ParseJob) -> ParsedFeed:

@@ -12,7 +12,6 @@ import logging
 import multiprocessing
 import os
 import random
-import signal
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -29,9 +28,9 @@ from .errors import ParseError
 from .fetch import FetchOptions, fetch_all
 from .identity import canonical_url
 from .metrics import Observer
-from .models import Entry, FeedState, Fetched, FetchFailed, FetchResult, Match, NotModified, Route, Verdict
+from .models import Entry, FeedState, Fetched, FetchFailed, FetchResult, Match, NotModified, Route, StoryView, Verdict
 from .notify import Message, send
-from .parse import ParsedFeed, ParseJob, run_job
+from .parse import ParsedFeed, ParseJob, parser_process_init, run_job
 from .store import PollInfo, Store, from_ts
 from .stories import StoryIndex, story_time
 from .watchlists import CompiledWatchlist, prepare
@@ -82,6 +81,7 @@ class _Pending:
     index_merges: list[tuple[int, int]] = field(default_factory=list)  # (kept story, merged story)
     grown: dict[int, None] = field(default_factory=dict)  # existing stories that gained an outlet
     new_stories: list[int] = field(default_factory=list)
+    leads: dict[int, tuple[Entry, bool]] = field(default_factory=dict)  # new story -> (lead entry, alertable)
 
 
 class Pipeline:
@@ -247,7 +247,7 @@ class Pipeline:
             method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
             self._pool = ProcessPoolExecutor(max_workers=self._parse_workers(),
                                              mp_context=multiprocessing.get_context(method),
-                                             initializer=_parser_process_init)
+                                             initializer=parser_process_init)
         return self._pool
 
     def _policy(self) -> schedule.Policy:
@@ -384,8 +384,7 @@ class Pipeline:
         with self.store.transaction():
             for entry in fresh.values():
                 self._store_entry(entry, now, pending)
-            for story_id in pending.new_stories:
-                stats.alerts_queued += self._assess_story(story_id, now)
+            stats.alerts_queued += self._assess_stories(pending, now)
             follow_up = self.config.settings.stories.follow_up
             if follow_up.enabled:
                 for story_id in pending.grown:
@@ -420,9 +419,11 @@ class Pipeline:
             pending.grown[story_id] = None
             return
         entry_id = self.store.insert_entry(entry, canonical, now, None)
-        story_id = self.store.create_story(entry, entry_id, now, alertable=self._alertable(entry, now))
+        alertable = self._alertable(entry, now)
+        story_id = self.store.create_story(entry, entry_id, now, alertable=alertable)
         pending.index_adds.append((entry_id, story_id, entry))
         pending.new_stories.append(story_id)
+        pending.leads[story_id] = (entry, alertable)
 
     def _bridge(self, story_id: int, bridges: Sequence[int], pending: _Pending) -> int:
         """An entry that is clearly a copy of several stories shows they are one: merge them into the oldest
@@ -439,22 +440,51 @@ class Pipeline:
         max_age = self.config.settings.alerts.max_age
         return max_age is None or (now - entry.published).total_seconds() <= max_age
 
-    def _assess_story(self, story_id: int, now: datetime) -> int:
-        """Score a new story, match it against every watchlist and queue its alerts; return how many."""
-        row = self.store.story(story_id)
-        if row is None:
-            return 0
-        view = row.view
-        if self.scorer is not None:
-            verdict = self.scorer.predict(view.title, view.summary)
-            if verdict.threshold is None:
-                verdict = dataclasses.replace(verdict, threshold=self.scorer.threshold)
-            self.store.set_verdict(story_id, verdict)
-            row = self.store.story(story_id)
-            assert row is not None
-            view = row.view
-        if not row.alertable:
-            return 0
+    def _assess_stories(self, pending: _Pending, now: datetime) -> int:
+        """Score the batch's new stories (in one classifier call), match each alertable one against every
+        watchlist and queue its alerts; return how many were queued."""
+        stories = self._new_story_views(pending)
+        if self.scorer is not None and stories:
+            verdicts = self._predict([(view.title, view.summary) for view, _ in stories])
+            for index, ((view, alertable), verdict) in enumerate(zip(stories, verdicts, strict=True)):
+                if verdict.threshold is None:
+                    verdict = dataclasses.replace(verdict, threshold=self.scorer.threshold)
+                self.store.set_verdict(view.id, verdict)
+                stories[index] = (dataclasses.replace(view, verdict=verdict), alertable)
+        # backlog (non-alertable) stories are stored and scored, never matched
+        return sum(self._assess_story(view, now) for view, alertable in stories if alertable)
+
+    def _new_story_views(self, pending: _Pending) -> list[tuple[StoryView, bool]]:
+        """(view, alertable) of each new story of the batch, as ``store.story()`` would give it, built from
+        its lead entry instead of read back; a story that a bridge merged is read back (or gone)."""
+        merged = {story for pair in pending.index_merges for story in pair}
+        feed_tags: tuple[str, ...] | None = None
+        views = []
+        for story_id in pending.new_stories:
+            if story_id in merged:
+                row = self.store.story(story_id)
+                if row is not None:
+                    views.append((row.view, row.alertable))
+                continue
+            entry, alertable = pending.leads[story_id]
+            if feed_tags is None:  # one feed per batch: its tags are looked up once
+                feed_tags = self.store.feed_tags_of(entry.feed_name)
+            views.append((StoryView(id=story_id, title=entry.title, summary=entry.summary, link=entry.link,
+                                    feed_name=entry.feed_name, published=entry.published.astimezone(timezone.utc),
+                                    feed_tags=feed_tags, sources=(entry.feed_name,)), alertable))
+        return views
+
+    def _predict(self, items: list[tuple[str, str]]) -> list[Verdict]:
+        assert self.scorer is not None
+        # the Classifier scores a batch in one vectorized call; a scorer without predict_many goes one by one
+        predict_many = getattr(self.scorer, "predict_many", None)
+        if predict_many is not None:
+            return list(predict_many(items))
+        return [self.scorer.predict(title, summary) for title, summary in items]
+
+    def _assess_story(self, view: StoryView, now: datetime) -> int:
+        """Match one new, alertable story against every watchlist and queue its alerts; return how many."""
+        story_id = view.id
         doc = prepare(view)  # normalized once, shared by every watchlist
         matches = []
         for watchlist in self.watchlists:
@@ -518,8 +548,3 @@ def _parse_here(job: ParseJob) -> ParsedFeed | ParseError:
     except ParseError as exc:
         return exc
 
-
-def _parser_process_init() -> None:
-    # Ctrl-C and SIGTERM are the parent's business: it shuts the pool down after the cycle in flight.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -171,6 +171,11 @@ class Store:
     def _rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
         return list(self.db.query(sql, params))
 
+    def _update(self, table: str, row_id: int, values: dict[str, Any]) -> None:
+        """UPDATE one row by id; ``table`` and the column names come from our code, never from input."""
+        assignments = ", ".join(f"{column} = ?" for column in values)
+        self.db.execute(f"UPDATE {table} SET {assignments} WHERE id = ?", [*values.values(), row_id])
+
     # -- feeds -----------------------------------------------------------------------------------------
 
     def sync_feeds(self, feeds: Iterable[FeedConfig], now: datetime) -> None:
@@ -234,17 +239,19 @@ class Store:
             values["title"] = title
         if ttl_s:
             values["ttl_s"] = ttl_s
-        self.db["feeds"].update(feed_id, values)
+        self._update("feeds", feed_id, values)
 
     def record_feed_error(self, feed_id: int, now: datetime, next_due: datetime, status: str, error: str,
                           disable: bool = False) -> int:
-        row = self.db["feeds"].get(feed_id)
-        count = int(row["error_count"]) + 1
+        row = self.db.execute("SELECT error_count FROM feeds WHERE id = ?", [feed_id]).fetchone()
+        if row is None:
+            raise StoreError(f"feed #{feed_id} is not in the database")
+        count = int(row[0]) + 1
         values: dict[str, Any] = {"last_polled_at": ts(now), "next_due_at": ts(next_due), "last_status": status,
                                   "last_error": error, "error_count": count}
         if disable:
             values.update(enabled=0, disabled_reason=error)
-        self.db["feeds"].update(feed_id, values)
+        self._update("feeds", feed_id, values)
         return count
 
     def move_feed(self, feed_id: int, new_url: str) -> None:
@@ -266,19 +273,23 @@ class Store:
     def entry_by_canonical_url(self, url: str) -> dict[str, Any] | None:
         if not url:
             return None
-        rows = self._rows("SELECT id, story_id FROM entries WHERE canonical_url = ? AND duplicate_of IS NULL "
-                          "LIMIT 1", [url])
-        return rows[0] if rows else None
+        row = self.db.execute("SELECT id, story_id FROM entries WHERE canonical_url = ? AND duplicate_of IS NULL "
+                              "LIMIT 1", [url]).fetchone()
+        return {"id": row[0], "story_id": row[1]} if row else None
+
+    # The per-entry writes below are plain parameterized SQL: sqlite-utils' table.insert/update/get introspect
+    # the table's schema on every call, which cost more than the writes themselves on a first cycle.
 
     def insert_entry(self, entry: Entry, canonical: str, now: datetime, story_id: int | None,
                      similarity: float | None = None, duplicate_of: int | None = None) -> int:
-        return int(self.db["entries"].insert({
-            "feed_id": entry.feed_id, "guid": entry.guid, "canonical_url": canonical or None, "link": entry.link,
-            "title": entry.title, "summary": entry.summary, "author": entry.author,
-            "tags": json.dumps(list(entry.tags)), "published_at": ts(entry.published),
-            "published_known": int(entry.published_known), "first_seen_at": ts(now), "story_id": story_id,
-            "similarity": similarity, "duplicate_of": duplicate_of,
-        }).last_pk)
+        cursor = self.db.execute(
+            "INSERT INTO entries (feed_id, guid, canonical_url, link, title, summary, author, tags, published_at, "
+            "published_known, first_seen_at, story_id, similarity, duplicate_of) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [entry.feed_id, entry.guid, canonical or None, entry.link, entry.title, entry.summary, entry.author,
+             json.dumps(list(entry.tags)), ts(entry.published), int(entry.published_known), ts(now), story_id,
+             similarity, duplicate_of])
+        return int(cursor.lastrowid or 0)
 
     def entries_since(self, since: datetime) -> Iterator[dict[str, Any]]:
         """Lead and member entries first seen after ``since`` (to rebuild the story index at start)."""
@@ -294,28 +305,30 @@ class Store:
     # -- stories ---------------------------------------------------------------------------------------
 
     def create_story(self, entry: Entry, entry_id: int, now: datetime, alertable: bool) -> int:
-        story_id = int(self.db["stories"].insert({
-            "lead_entry_id": entry_id, "title": entry.title, "link": entry.link, "summary": entry.summary,
-            "feed_name": entry.feed_name, "published_at": ts(entry.published), "first_seen_at": ts(now),
-            "last_seen_at": ts(now), "size": 1, "sources": json.dumps([entry.feed_name]),
-            "alertable": int(alertable),
-        }).last_pk)
-        self.db["entries"].update(entry_id, {"story_id": story_id})
+        cursor = self.db.execute(
+            "INSERT INTO stories (lead_entry_id, title, link, summary, feed_name, published_at, first_seen_at, "
+            "last_seen_at, size, sources, alertable) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
+            [entry_id, entry.title, entry.link, entry.summary, entry.feed_name, ts(entry.published), ts(now),
+             ts(now), json.dumps([entry.feed_name]), int(alertable)])
+        story_id = int(cursor.lastrowid or 0)
+        self.db.execute("UPDATE entries SET story_id = ? WHERE id = ?", [story_id, entry_id])
         return story_id
 
     def add_to_story(self, story_id: int, feed_name: str, now: datetime) -> None:
-        row = self.db["stories"].get(story_id)
-        sources = json.loads(row["sources"])
+        row = self.db.execute("SELECT size, sources FROM stories WHERE id = ?", [story_id]).fetchone()
+        if row is None:
+            raise StoreError(f"story #{story_id} is not in the database")
+        sources = json.loads(row[1])
         if feed_name not in sources:
             sources.append(feed_name)
-        self.db["stories"].update(story_id, {"size": row["size"] + 1, "sources": json.dumps(sources),
-                                             "last_seen_at": ts(now)})
+        self.db.execute("UPDATE stories SET size = ?, sources = ?, last_seen_at = ? WHERE id = ?",
+                        [row[0] + 1, json.dumps(sources), ts(now), story_id])
 
     def set_verdict(self, story_id: int, verdict: Verdict) -> None:
-        self.db["stories"].update(story_id, {"score": verdict.score, "subtopics": json.dumps(list(verdict.subtopics)),
-                                             "top_terms": json.dumps(list(verdict.top_terms)),
-                                             "model_version": verdict.model_version,
-                                             "score_threshold": verdict.threshold})
+        self._update("stories", story_id, {
+            "score": verdict.score, "subtopics": json.dumps(list(verdict.subtopics)),
+            "top_terms": json.dumps(list(verdict.top_terms)), "model_version": verdict.model_version,
+            "score_threshold": verdict.threshold})
 
     def story(self, story_id: int) -> StoryRow | None:
         rows = self._rows(_STORY_SQL + " WHERE s.id = ?", [story_id])
@@ -555,7 +568,7 @@ class Store:
                                   "fetch_ms": fetch_ms, "failing_since": None, "failing_notified": 0}
         if not keep_hash:
             values["body_hash"] = body_hash
-        self.db["feeds"].update(feed_id, values)
+        self._update("feeds", feed_id, values)
 
     def mark_failing(self, feed_id: int, now: datetime) -> bool:
         """Flag a feed as failing (once); True when it was not flagged before."""
@@ -565,6 +578,12 @@ class Store:
 
     def mark_failing_notified(self, feed_id: int) -> None:
         self.db.execute("UPDATE feeds SET failing_notified = 1 WHERE id = ?", [feed_id])
+
+    def feed_tags_of(self, feed_name: str) -> tuple[str, ...]:
+        """The tags a story led by an entry of ``feed_name`` shows (as ``story()`` computes them), so the
+        pipeline can build a new story's view without reading the story back."""
+        row = self.db.execute(_FEED_TAGS_SQL, [feed_name]).fetchone()
+        return tuple(json.loads(row[0])) if row else ()
 
     def recent_guids(self, feed_id: int, limit: int = 1000) -> frozenset[str]:
         """The feed's most recent entry keys, so the parser can skip entries already stored."""
@@ -733,6 +752,9 @@ class Store:
 
 _STORY_SQL = ("SELECT s.*, COALESCE((SELECT json_group_array(t.tag) FROM (SELECT DISTINCT j.value AS tag FROM "
               "feeds f, json_each(f.tags) j WHERE f.name = s.feed_name) t), '[]') AS feed_tags FROM stories s")
+# the same feed_tags as _STORY_SQL, for one feed name
+_FEED_TAGS_SQL = ("SELECT COALESCE((SELECT json_group_array(t.tag) FROM (SELECT DISTINCT j.value AS tag FROM "
+                  "feeds f, json_each(f.tags) j WHERE f.name = ?) t), '[]')")
 _ALERT_SQL = "SELECT a.*, s.title AS title, s.link AS link FROM alerts a JOIN stories s ON s.id = a.story_id"
 
 
