@@ -162,21 +162,17 @@ class DeliveryOutcome:
     follow_ups: int = 0  # story follow-up updates sent (stories.follow_up)
 
 
-@dataclass
 class _Tally:
-    sent: int = 0
-    retried: int = 0
-    failed: int = 0
-    held: int = 0
-    to_digest: int = 0
-    digests: int = 0
-    follow_ups: int = 0
+    """Counts of one delivery pass, keyed by DeliveryOutcome's field names."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
 
     def add(self, result: str, count: int = 1) -> None:
-        setattr(self, result, getattr(self, result) + count)
+        self.counts[result] = self.counts.get(result, 0) + count
 
     def outcome(self) -> DeliveryOutcome:
-        return DeliveryOutcome(**self.__dict__)
+        return DeliveryOutcome(**self.counts)
 
 
 class Deliverer:
