@@ -21,7 +21,8 @@ Decision rule (chosen by measurement on ``bench/data``; see ``bench/bench_dedup.
 
   unless the two disagree on specifics: different numbers in both headlines, names in both headlines that
   the other side never mentions, or conflicting stages of one process in the headlines ("proposes" vs
-  "finalises", "charged" vs "found guilty", "elected" vs "sworn in");
+  "finalises", "charged" vs "found guilty", "elected" vs "sworn in"), or reversed roles of two countries
+  ("Canada expels Chinese diplomat" vs "China expels Canadian diplomat");
 * among several qualifying stories the best score wins; the others it matches just as clearly
   (``BRIDGE_SAME``), and small headline-only stories whose headline the grown story's whole vocabulary covers,
   are reported as ``bridges``: the caller merges them into the oldest (:meth:`StoryIndex.merge`).
@@ -34,17 +35,18 @@ entries inside the window. Memory is bounded by the window: members older than i
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import heapq
 import html
+import itertools
 import json
 import math
 import re
 import unicodedata
 import zlib
+from array import array
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib import resources
@@ -65,7 +67,7 @@ NAME_IDF = 4.0  # a capitalized headline word this rare counts as a name for the
 BRIDGE_SAME = COS_SAME  # an entry this similar to two stories (not by the weaker cover rule) bridges them
 MAX_BRIDGES = 2  # stories merged into the best one by one entry at most
 HEADLINE_STORY_MAX = 2  # a story of at most this many headline-only entries may join by story profile
-DF_CACHE_MAX = 500_000  # cached per-term document-frequency parts before the cache is cleared
+SCAN_BUDGET = 400  # posting entries scanned per entry at most, past its rarest term
 
 _QUOTES = str.maketrans({c: "'" for c in "\u2018\u2019\u201a\u201b\u2032\u00b4`"} |
                         {c: '"' for c in "\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb"} |
@@ -78,10 +80,13 @@ _PREFIX = re.compile(
 _SUFFIX = re.compile(r"\s+[|\-]\s+((?:(?!\s[|\-]\s).){1,45})$")
 _OUTLET_WORDS = re.compile(r"(?:news|times|post|herald|journal|daily|reuters|ap|afp|bloomberg|cnbc|bbc|"
                            r"guardian|telegraph|tribune|review|asia|online|\.com)\b", re.IGNORECASE)
+# Boilerplate. The two anchored at the end are tried only where they can match (a substring test, the last
+# characters): scanning every position of every summary for them cost more than the rest of the cleaning.
+_POST_FOOTER = re.compile(r"\s*The post .{1,300}? appeared first on .{1,120}?\.?\s*$", re.IGNORECASE | re.DOTALL)
+_READ_MORE = re.compile(r"(?:read more|continue reading|read the full (?:story|article)|full story)\s*"
+                        r'(?:\.{3}|[»"]|>>|→)?\s*$', re.IGNORECASE)
+_READ_MORE_SPAN = 80  # characters at the end of a summary where _READ_MORE can start
 _BOILER = [
-    re.compile(r"\s*The post .{1,300}? appeared first on .{1,120}?\.?\s*$", re.IGNORECASE | re.DOTALL),
-    re.compile(r"(?:read more|continue reading|read the full (?:story|article)|full story)\s*"
-               r'(?:\.{3}|[»"]|>>|→)?\s*$', re.IGNORECASE),
     re.compile(r"\[(?:\.{3}|…)\]"),
     re.compile(r"<[^>]{1,200}>"),
 ]
@@ -92,14 +97,22 @@ _BYLINE = [
     re.compile(r"^\s*By\s+[^.|]{1,60}?(?:\||\s-\s|(?:staff )?(?:writer|correspondent|reporter|editor)\b)\s*",
                re.IGNORECASE),
 ]
-_TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[a-z0-9]+")
+_US = re.compile(r"\bu\.s\.(?:a\.)?")
+# a number keeps a single trailing letter: "2024A" and "2024B" are two designations, not one year
+_TOKEN = re.compile(r"\d+(?:[.,]\d+)*(?:[a-z](?![a-z0-9]))?|[a-z0-9]+")
+# ... except after a currency sign, where it is a magnitude: "$5B" is "5 billion"
+_AMOUNT = re.compile(r"([$\u20ac\u00a3\u00a5]\s?\d+(?:[.,]\d+)*)\s?([bmk])\b")
+_MAGNITUDE = {"b": "billion", "m": "million", "k": "thousand"}
 # Word sequences folded into one term, so that the usual ways of naming one actor or thing match.
 _PHRASES: dict[tuple[str, ...], str] = {
     ("united", "states"): "us", ("white", "house"): "us", ("biden", "administration"): "us",
     ("trump", "administration"): "us", ("commerce", "department"): "commerce", ("commerce", "dept"): "commerce",
     ("department", "of", "commerce"): "commerce", ("entity", "list"): "entitylist",
     ("trade", "blacklist"): "entitylist", ("high", "bandwidth", "memory"): "hbm",
-    ("people", "republic", "of", "china"): "china",
+    ("people", "republic", "of", "china"): "china", ("european", "union"): "eu",
+    ("top", "court"): "supremecourt", ("roll", "back"): "cut",
+    ("kicked", "out"): "expel", ("kicks", "out"): "expel", ("electric", "vehicle"): "car",
+    ("electric", "vehicles"): "car", ("electric", "car"): "car", ("electric", "cars"): "car",
     **{(w, "down"): "lockdown" for w in ("lock", "locks", "locked", "locking")},
 }
 _PHRASE_LONGEST = max(len(k) for k in _PHRASES)
@@ -107,6 +120,14 @@ _PHRASE_FIRST = frozenset(k[0] for k in _PHRASES)
 _SYNONYMS = {
     "america": "us", "american": "us", "americans": "us", "washington": "us", "usa": "us",
     "chinese": "china", "beijing": "china", "prc": "china",
+    # the other countries named by their capital or their adjective, as headlines alternate them
+    "taipei": "taiwan", "taiwanese": "taiwan", "manila": "philippines", "filipino": "philippines",
+    "filipinos": "philippines", "philippine": "philippines", "ottawa": "canada", "canadian": "canada",
+    "dutch": "netherlands", "tokyo": "japan", "japanese": "japan", "moscow": "russia", "kremlin": "russia",
+    "russian": "russia", "german": "germany", "berlin": "germany", "british": "uk", "britain": "uk",
+    "london": "uk", "brussels": "eu", "europe": "eu", "kyiv": "ukraine", "ukrainian": "ukraine",
+    "australian": "australia", "canberra": "australia", "indian": "india", "vietnamese": "vietnam",
+    "hanoi": "vietnam", "israeli": "israel", "iranian": "iran", "tehran": "iran",
     "bn": "billion", "mn": "million", "pct": "percent", "percentage": "percent",
     "blacklist": "entitylist", "blacklists": "entitylist", "blacklisted": "entitylist",
     "blacklisting": "entitylist",
@@ -125,7 +146,40 @@ _SYNONYMS = {
     "firms": "company", "firm": "company", "companies": "company", "entities": "company",
     "semiconductor": "chip", "semiconductors": "chip", "chipmaker": "chip", "chipmakers": "chip",
     "nanometre": "nm", "nanometer": "nm",
+    # more of the words that rewrites of one headline swap freely (verbs and nouns of the wire)
+    **dict.fromkeys(["detain", "detains", "detained", "detaining", "detention"], "arrest"),
+    **dict.fromkeys(["espionage", "spying", "spies"], "spy"),
+    **dict.fromkeys(["exercise", "exercises", "wargames"], "drill"),
+    **dict.fromkeys(["duty", "duties", "levy", "levies"], "tariff"),
+    **dict.fromkeys(["slap", "slaps", "slapped", "imposes", "imposed", "imposing"], "impose"),
+    **dict.fromkeys(["probes", "investigation", "investigations", "investigate", "investigates",
+                     "investigated", "investigating", "inquiry"], "probe"),
+    **dict.fromkeys(["evs", "vehicle", "vehicles", "cars", "auto", "autos"], "car"),
+    **dict.fromkeys(["technology", "technologies"], "tech"),
+    **dict.fromkeys(["cuts", "cutting", "lower", "lowers", "lowered", "reduce", "reduces", "reduced",
+                     "slash", "slashes", "slashed"], "cut"),
+    **dict.fromkeys(["approve", "approves", "approved", "passes", "passed"], "pass"),
+    **dict.fromkeys(["halt", "halts", "halted", "pause", "pauses", "paused"], "suspend"),
+    **dict.fromkeys(["cyberattack", "cyberattacks", "intrusion", "intrusions"], "hack"),
+    **dict.fromkeys(["allege", "alleges", "alleged", "allegedly"], "accuse"),
+    **dict.fromkeys(["legislator", "legislators", "mp", "mps"], "lawmaker"),
+    "supreme": "supremecourt", "justices": "supremecourt", "fighter": "jet", "legislation": "law",
+    **dict.fromkeys(["permit", "permits", "licenses"], "license"),
+    "economic": "economy", "growth": "grow",
+    **dict.fromkeys(["vessel", "vessels", "boat", "boats", "ships"], "ship"),
+    **dict.fromkeys(["sale", "sales", "sells", "selling", "sold", "divest", "divests", "divestiture",
+                     "divestment"], "sell"),
+    **dict.fromkeys(["risky", "dangerous"], "unsafe"), "manoeuvre": "maneuver", "manoeuvres": "maneuver",
+    # ordinals as the numbers they are, so that a headline's "first" is known to a text that says "first"
+    "first": "1st", "second": "2nd", "third": "3rd", "fourth": "4th", "fifth": "5th", "sixth": "6th",
 }
+# Adjectives of a country (folded into the country by _SYNONYMS): "Canada expels Chinese diplomat" and
+# "China expels Canadian diplomat" have the same terms, but the adjective shows who acts on whom.
+_ADJECTIVES = frozenset(["chinese", "american", "canadian", "taiwanese", "filipino", "philippine", "dutch",
+                         "japanese", "russian", "german", "british", "ukrainian", "australian", "indian",
+                         "vietnamese", "israeli", "iranian"])
+_COUNTRY_WORDS = ["us", "china", "taiwan", "philippines", "canada", "netherlands", "japan", "russia", "germany",
+                  "uk", "eu", "ukraine", "australia", "india", "vietnam", "israel", "iran"]
 _STOP = frozenset(
     ["a", "an", "the", "and", "or", "but", "of", "to", "in", "on", "at", "for", "from", "by", "with", "as", "is",
      "are", "was", "were", "be", "been", "has", "have", "had", "it", "its", "this", "that", "these", "those",
@@ -133,8 +187,9 @@ _STOP = frozenset(
      "said", "say", "report", "reports", "reported", "could", "would", "will", "may", "might", "can", "not",
      "no", "more", "most", "some", "all", "any", "what", "why", "how", "who", "which", "while", "since",
      "near", "under", "via", "s", "their", "his", "her", "they", "he", "she", "we", "our", "also", "other"])
-# Stages of one process: two headlines at conflicting stages are two stories, however similar the rest.
-_STAGES = {
+# Stages of one process: two headlines at conflicting stages are two stories, however similar the rest
+# (the words; _STAGES below maps their terms).
+_STAGE_WORDS = {
     "propose": "proposed", "proposal": "proposed", "draft": "proposed",
     "provisional": "provisional", "preliminary": "provisional",
     "final": "final", "finalise": "final", "finalize": "final", "finalis": "final", "finaliz": "final",
@@ -167,9 +222,6 @@ class StoryMatch:
     bridges: tuple[int, ...] = ()
 
 
-_Vector = tuple[dict[str, float], float]  # term weights and their norm
-
-
 @dataclass(frozen=True)
 class _Features:
     title: frozenset[str]  # content terms of the headline (stemmed, synonyms folded)
@@ -177,6 +229,7 @@ class _Features:
     numbers: frozenset[str]  # numbers in the headline
     names: frozenset[str]  # capitalized headline words, as terms
     stages: frozenset[str]  # process stages named in the headline
+    roles: frozenset[tuple[str, str]]  # (country, other country) when a headline opens "<country> ... <adjective>"
     shingles: frozenset[int]  # hashed word trigrams of a substantive summary
     exact: int  # hash of the whole normalized text: identical copies always match
     terms: frozenset[str] = field(init=False)
@@ -186,12 +239,40 @@ class _Features:
 
 
 @dataclass(frozen=True)
-class _Member:
-    key: int
-    story_id: int
-    when: datetime
+class _Query:
+    """A new entry's features with its term weights under the IDF of the moment it is matched."""
+
     features: _Features
-    vector: _Vector  # weighted with the IDF of the moment it was added: the window drifts slowly
+    weights: dict[str, float]  # term -> IDF x headline boost
+    idf: dict[str, float]  # term -> IDF
+    norm: float
+
+
+class _Member:
+    """An indexed entry, stored compactly: the window holds tens of thousands of them, so the term sets are
+    tuples (one pointer per term, the term strings are shared) and the summary trigrams an array of hashes.
+    The weights are not stored: they are computed from the current IDF when compared; only the norm is kept,
+    from the IDF of the moment the entry was added (the window drifts slowly)."""
+
+    __slots__ = ("key", "story_id", "when", "title", "body", "numbers", "names", "stages", "roles", "shingles",
+                 "exact", "norm")
+
+    def __init__(self, key: int, story_id: int, when: datetime, feats: _Features, norm: float) -> None:
+        self.key, self.story_id, self.when, self.exact, self.norm = key, story_id, when, feats.exact, norm
+        self.title: tuple[str, ...] = tuple(feats.title)
+        self.body: tuple[str, ...] = tuple(feats.body - feats.title)  # a term in both counts as headline
+        self.numbers: tuple[str, ...] = tuple(feats.numbers)
+        self.names: tuple[str, ...] = tuple(feats.names)
+        self.stages: tuple[str, ...] = tuple(feats.stages)
+        self.roles: tuple[tuple[str, str], ...] = tuple(feats.roles)
+        self.shingles = array("q", feats.shingles)
+
+    @property
+    def terms(self) -> tuple[str, ...]:
+        return self.title + self.body
+
+
+_Side = _Features | _Member  # what the headline rules compare: a new entry or an indexed one
 
 
 def story_time(published: datetime, first_seen: datetime) -> datetime:
@@ -228,8 +309,14 @@ def _looks_like_outlet(segment: str, whole: str) -> bool:
 
 
 def _tokens(text: str) -> list[str]:
-    text = re.sub(r"\bu\.s\.(?:a\.)?", "us", text.lower()).replace("u.k.", "uk").replace("'s ", " ")
-    return [t.replace(",", "") for t in _TOKEN.findall(text)]
+    text = text.lower()
+    if "u.s." in text:
+        text = _US.sub("us", text)
+    text = text.replace("u.k.", "uk").replace("'s ", " ")
+    if "$" in text or "\u20ac" in text or "\u00a3" in text or "\u00a5" in text:
+        text = _AMOUNT.sub(lambda m: f"{m.group(1)} {_MAGNITUDE[m.group(2)]}", text)
+    tokens = _TOKEN.findall(text)
+    return [t.replace(",", "") for t in tokens] if "," in text else tokens
 
 
 def _term_tokens(text: str) -> list[str]:
@@ -266,6 +353,10 @@ def normalize_title(title: str) -> str:
 
 def _clean_summary(summary: str) -> str:
     text = _fold(summary)
+    if "appeared first on" in text.lower():
+        text = _POST_FOOTER.sub(" ", text)
+    if m := _READ_MORE.search(text, max(0, len(text) - _READ_MORE_SPAN)):
+        text = text[: m.start()] + " "
     for rx in _BOILER:
         text = rx.sub(" ", text)
     for rx in _BYLINE:
@@ -295,39 +386,45 @@ def _stem(word: str) -> str:
     if len(word) > 5 and word.endswith(("ing", "ed")):
         word = word[: -3 if word.endswith("ing") else -2]
         return word[:-1] if word[-1] == word[-2] and word[-1] not in "aeiousl" else word
-    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
-    return word
+    if len(word) > 4 and word.endswith(("ches", "shes", "sses", "xes", "zes")):
+        word = word[:-2]  # "launches", "passes": the "e" belongs to the ending, not the stem
+    elif len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    # a final silent "e" goes, so that "charge", "charges" and "charged" (stripped to "charg") meet
+    return word[:-1] if len(word) > 3 and word.endswith("e") and not word.endswith("ee") else word
 
 
-_TERM_OF: dict[str, str] = {}  # word -> term ("" for a stop word); cleared when it grows past _TERM_CACHE_MAX
-_TERM_CACHE_MAX = 200_000
+# keyed by term, so that every inflection the stemmer folds together names the stage
+_STAGES = {_stem(word): stage for word, stage in _STAGE_WORDS.items()}
+_COUNTRIES = frozenset(map(_stem, _COUNTRY_WORDS))
 
 
-def _term_of(word: str) -> str:
-    if len(_TERM_OF) > _TERM_CACHE_MAX:
-        _TERM_OF.clear()
-    term = _TERM_OF[word] = "" if word in _STOP else _stem(word)
-    return term
+class _TermCache(dict[str, str]):
+    """word -> term ("" for a stop word), filled on first sight; cleared when it grows past ``limit``.
+    A dict subclass so that a lookup that hits stays in C (``map(cache.__getitem__, words)``)."""
+
+    limit = 200_000
+
+    def __missing__(self, word: str) -> str:
+        if len(self) > self.limit:
+            self.clear()
+        term = self[word] = "" if word in _STOP else _stem(word)
+        return term
+
+
+_TERM_OF = _TermCache()
 
 
 def _terms(words: Iterable[str]) -> frozenset[str]:
-    get = _TERM_OF.get
-    found = {term if (term := get(w)) is not None else _term_of(w) for w in words}
-    found.discard("")
-    return frozenset(found)
+    return frozenset(map(_TERM_OF.__getitem__, words)) - {""}
 
 
 def _trigrams(words: list[str]) -> frozenset[int]:
-    """Hashed :func:`shingles` of a token list (without joining and splitting it again)."""
-    n = SHINGLE_N
-    if len(words) <= n:
-        return _hash([" ".join(words)]) if words else frozenset()
-    return frozenset(zlib.crc32(" ".join(words[i: i + n]).encode()) for i in range(len(words) - n + 1))
-
-
-def _hash(items: Iterable[str]) -> frozenset[int]:
-    return frozenset(zlib.crc32(s.encode()) for s in items)
+    """Hashed word trigrams (:func:`shingles`) of a token list. Python's own hash of the word tuple: the
+    index lives in one process and is rebuilt at start, so the per-process salt does not matter."""
+    if len(words) <= SHINGLE_N:
+        return frozenset({hash(tuple(words))}) if words else frozenset()
+    return frozenset(map(hash, zip(words, words[1:], words[2:])))
 
 
 def _features(title: str, summary: str) -> _Features:
@@ -340,7 +437,8 @@ def _features(title: str, summary: str) -> _Features:
     body_words = _fold_phrases(body_tokens)
     if len(body_words) < MIN_SUMMARY_TOKENS:
         body_words = []
-    caps = [w for w in re.findall(r"\b[A-Z][\w&-]*", clean_title) if w.lower() not in _STOP]
+    # capitalized words; a hyphen ends one ("China-linked" names China, not "linked")
+    caps = [w for w in re.findall(r"\b[A-Z][\w&]*", clean_title) if w.lower() not in _STOP]
     title_terms = _terms(words)
     return _Features(
         title=title_terms,
@@ -349,15 +447,64 @@ def _features(title: str, summary: str) -> _Features:
         names=(_terms(t for w in caps for t in _fold_phrases(_TOKEN.findall(w.lower()))) & title_terms)
         - {"us", "china"},
         stages=frozenset(_STAGES[t] for t in title_terms if t in _STAGES),
+        roles=_roles(words),
         shingles=_trigrams(body_tokens) if body_words else frozenset(),
         exact=zlib.crc32(" ".join(title_tokens + body_tokens).encode()),
     )
 
 
-def _containment(a: frozenset[int], b: frozenset[int]) -> float:
+def _roles(words: list[str]) -> frozenset[tuple[str, str]]:
+    """(actor, other) for a headline that opens with a country and names another by its adjective ("Canada
+    expels Chinese diplomat": canada acts on china). Two headlines with reversed roles are tit-for-tat
+    stories, however alike their terms."""
+    content = [w for w in words if w not in _STOP]
+    if not content or content[0] in _ADJECTIVES or (actor := _stem(content[0])) not in _COUNTRIES:
+        return frozenset()
+    return frozenset((actor, other) for w in content[1:] if w in _ADJECTIVES and (other := _stem(w)) != actor)
+
+
+def _numbers_disagree(a: Collection[str], b: Collection[str]) -> bool:
+    """Both headlines give numbers of one kind (years, ordinals, quantities) and none of them agree: "36 firms"
+    vs "140 firms". Kinds apart, since "China's 2023 growth" and "economy grows 5.2%" do not disagree."""
+    if not a or not b or not set(a).isdisjoint(b):
+        return False
+    for kind in (_is_year, _is_ordinal, _is_quantity):
+        xs, ys = [n for n in a if kind(n)], [n for n in b if kind(n)]
+        if xs and ys and not any(_approximates(x, y) or _approximates(y, x) for x in xs for y in ys):
+            return True
+    return False
+
+
+def _is_year(n: str) -> bool:
+    return len(n) == 4 and n[:2] in ("19", "20") and n.isdigit()
+
+
+def _is_ordinal(n: str) -> bool:
+    return n.endswith(("st", "nd", "rd", "th")) and n[:-2].isdigit()
+
+
+def _is_quantity(n: str) -> bool:
+    return not _is_year(n) and not _is_ordinal(n)
+
+
+def _approximates(rounded: str, exact: str) -> bool:
+    """True when ``rounded`` is ``exact`` rounded to its own precision ("nearly $600bn" for $589 billion)."""
+    if rounded == exact:
+        return True
+    zeros = len(rounded) - len(rounded.rstrip("0"))
+    if not zeros or not rounded.isdigit():
+        return False
+    try:
+        return round(float(exact), -zeros) == float(rounded)
+    except ValueError:  # a designation such as "2024a"
+        return False
+
+
+def _containment(a: frozenset[int], b: array) -> float:
+    """Share of the smaller trigram set found in the other (a trimmed copy contains most of its original)."""
     if not a or not b:
         return 0.0
-    return len(a & b) / min(len(a), len(b))
+    return len(a.intersection(b)) / min(len(a), len(b))
 
 
 @functools.lru_cache(maxsize=1)
@@ -385,18 +532,21 @@ class StoryIndex:
         self._prior_n, self._prior_df = _prior() if use_prior else (0, Counter())
         self._members: dict[int, _Member] = {}
         self._story_of: dict[int, int] = {}  # member key -> story id (a plain dict: the hot lookup)
-        # idf(t) = log(N + prior_n + 1) - log(df(t) + 1) + 1: the first part is kept up to date on every add
-        # and removal, the second is cached per term and dropped when the term's postings change.
+        # idf(t) = log(N + prior_n + 1) - log(df(t) + 1) + 1, df = live documents + the prior's
         self._log_total = math.log(self._prior_n + 1)
-        self._df_part: dict[str, float] = {}
-        self._postings: dict[str, set[int]] = {}  # term -> member keys (title and summary terms)
-        self._exact: dict[int, set[int]] = {}  # normalized-text hash -> member keys
+        self._df: dict[str, int] = {}  # term -> live members mentioning it
+        # term -> member keys, in the order added. Removal is lazy (the key stays until the list is mostly
+        # dead, see _forget_term): eviction would otherwise search and shift long lists of common terms.
+        self._postings: dict[str, list[int]] = {}
+        self._exact: dict[int, list[int]] = {}  # normalized-text hash -> member keys
         self._heap: list[tuple[datetime, int]] = []
-        self._story_members: dict[int, dict[int, None]] = {}  # insertion-ordered member keys
-        self._story_terms: dict[int, Counter[str]] = {}  # every term the story's members mention
+        self._story_members: dict[int, list[int]] = {}  # member keys, oldest (the lead) first
+        # every term the story's members mention, with counts; only for stories of two members or more
+        # (most stories are one entry: its vocabulary is its own terms, see _vocab)
+        self._story_terms: dict[int, Counter[str]] = {}
         self._newest: datetime | None = None
         self._last: tuple[str, str, _Features] | None = None  # match() then add() reuse
-        self._last_vector: tuple[_Features, _Vector] | None = None
+        self._last_query: _Query | None = None
 
     def __len__(self) -> int:
         return len(self._members)
@@ -405,25 +555,32 @@ class StoryIndex:
 
     def match(self, title: str, summary: str, when: datetime) -> StoryMatch | None:
         """The best story within the window that this entry is a copy of, or None for a new story."""
-        return self._best(self._analyse(title, summary), when)
+        return self._best(self._query(self._analyse(title, summary)), when)
 
     def add(self, entry_key: int, story_id: int, title: str, summary: str, when: datetime) -> None:
         """Remember an entry as a member of ``story_id``; evicts members older than the window."""
         if entry_key in self._members:
             self._remove(entry_key)
         feats = self._analyse(title, summary)
-        self._members[entry_key] = _Member(entry_key, story_id, when, feats, self._vector(feats))
+        member = _Member(entry_key, story_id, when, feats, self._query(feats).norm)
+        self._members[entry_key] = member
         self._story_of[entry_key] = story_id
         self._log_total = math.log(len(self._members) + self._prior_n + 1)
-        df_part = self._df_part
-        if len(df_part) > DF_CACHE_MAX:  # terms seen only in queries would pile up
-            df_part.clear()
+        df, postings = self._df, self._postings
         for term in feats.terms:
-            self._postings.setdefault(term, set()).add(entry_key)
-            df_part.pop(term, None)
-        self._exact.setdefault(feats.exact, set()).add(entry_key)
-        self._story_members.setdefault(story_id, {})[entry_key] = None
-        self._story_terms.setdefault(story_id, Counter()).update(feats.terms)
+            df[term] = df.get(term, 0) + 1
+            posting = postings.get(term)
+            if posting is None:
+                postings[term] = [entry_key]
+            else:
+                posting.append(entry_key)
+        self._exact.setdefault(member.exact, []).append(entry_key)
+        keys = self._story_members.setdefault(story_id, [])
+        keys.append(entry_key)
+        if len(keys) == 2:
+            self._story_terms[story_id] = Counter(self._members[keys[0]].terms)
+        if len(keys) >= 2:
+            self._story_terms[story_id].update(member.terms)
         heapq.heappush(self._heap, (when, entry_key))
         if self._newest is None or when > self._newest:
             self._newest = when
@@ -447,31 +604,60 @@ class StoryIndex:
                 dropped += 1
         return dropped
 
+    def merge(self, keep: int, gone: int) -> None:
+        """Story ``gone`` was merged into ``keep`` (a bridging entry): its members now belong to ``keep``."""
+        if gone not in self._story_members:
+            return
+        terms = self._vocab(gone)
+        keys = self._story_members.pop(gone)
+        self._story_terms.pop(gone, None)
+        for key in keys:
+            self._members[key].story_id = keep
+            self._story_of[key] = keep
+        vocab = Counter(self._vocab(keep)) if keep in self._story_members else Counter()
+        vocab.update(terms)
+        into = self._story_members.get(keep, []) + keys
+        # the lead (first key) stays the oldest member
+        self._story_members[keep] = sorted(into, key=lambda k: (self._members[k].when, k))
+        if len(into) >= 2:
+            self._story_terms[keep] = vocab
+
     # -- bookkeeping -------------------------------------------------------------------------------------
 
     def _remove(self, key: int) -> None:
         member = self._members.pop(key)
         del self._story_of[key]
         self._log_total = math.log(len(self._members) + self._prior_n + 1)
-        for term in member.features.terms:
-            self._df_part.pop(term, None)
-            posting = self._postings[term]
-            posting.discard(key)
-            if not posting:
-                del self._postings[term]
-        same = self._exact[member.features.exact]
-        same.discard(key)
+        for term in member.terms:
+            self._forget_term(term)
+        same = self._exact[member.exact]
+        same.remove(key)
         if not same:
-            del self._exact[member.features.exact]
+            del self._exact[member.exact]
         story = member.story_id
-        del self._story_members[story][key]
-        if not self._story_members[story]:
+        keys = self._story_members[story]
+        keys.remove(key)
+        if not keys:
             del self._story_members[story]
+        elif len(keys) == 1:
             del self._story_terms[story]
         else:
             vocab = self._story_terms[story]
-            vocab.subtract(member.features.terms)
+            vocab.subtract(member.terms)
             self._story_terms[story] = +vocab
+
+    def _forget_term(self, term: str) -> None:
+        live = self._df[term] - 1
+        if not live:
+            del self._df[term], self._postings[term]
+            return
+        self._df[term] = live
+        posting = self._postings[term]
+        # Mostly dead keys: keep the live ones, once each. (A key re-added with other terms may stay in the
+        # posting of a term it no longer has: a spurious candidate, which the judge then turns down.)
+        if len(posting) > 2 * live + 8:
+            members = self._members
+            posting[:] = [k for k in dict.fromkeys(posting) if k in members]
 
     def _analyse(self, title: str, summary: str) -> _Features:
         if self._last is not None and self._last[0] == title and self._last[1] == summary:
@@ -480,53 +666,90 @@ class StoryIndex:
         self._last = (title, summary, feats)
         return feats
 
+    def _vocab(self, story: int) -> Counter[str] | frozenset[str]:
+        """Every term the story's members mention."""
+        vocab = self._story_terms.get(story)
+        if vocab is not None:
+            return vocab
+        return frozenset(self._members[self._story_members[story][0]].terms)
+
     # -- similarity --------------------------------------------------------------------------------------
 
     def _idf(self, term: str) -> float:
-        part = self._df_part.get(term)
-        if part is None:
-            part = self._df_part_of(term)
-        return self._log_total + part
+        df = self._df.get(term, 0) + self._prior_df.get(term, 0)
+        return self._log_total + 1.0 - math.log(df + 1)
 
-    def _df_part_of(self, term: str) -> float:
-        df = len(self._postings.get(term, ())) + self._prior_df.get(term, 0)
-        part = self._df_part[term] = 1.0 - math.log(df + 1)
-        return part
+    def _query(self, feats: _Features) -> _Query:
+        if self._last_query is not None and self._last_query.features is feats:
+            return self._last_query
+        # _idf inlined: this runs for every term of every new entry
+        top, df, prior, log = self._log_total + 1.0, self._df.get, self._prior_df.get, math.log
+        idf = {t: top - log(df(t, 0) + prior(t, 0) + 1) for t in feats.terms}
+        title = feats.title
+        weights = {t: w * TITLE_BOOST if t in title else w for t, w in idf.items()}
+        self._last_query = _Query(feats, weights, idf, math.sqrt(sum(w * w for w in weights.values())))
+        return self._last_query
 
-    def _vector(self, feats: _Features) -> _Vector:
-        if self._last_vector is not None and self._last_vector[0] is feats:
-            return self._last_vector[1]
-        get, log_total, title = self._df_part.get, self._log_total, feats.title
-        vec: dict[str, float] = {}
-        for t in feats.terms:
-            part = get(t)
-            weight = log_total + (self._df_part_of(t) if part is None else part)
-            vec[t] = weight * TITLE_BOOST if t in title else weight
-        vector = vec, math.sqrt(sum(w * w for w in vec.values()))
-        self._last_vector = (feats, vector)
-        return vector
+    def _similarity(self, q: _Query, member: _Member) -> tuple[float, float]:
+        """Summary containment and weighted cosine of a new entry and a member. The cosine is skipped when
+        the containment alone makes them the same story; both are 0 when they share no term at all."""
+        feats = q.features
+        if feats.exact == member.exact:
+            return 1.0, 0.0
+        in_title = feats.terms.intersection(member.title)
+        in_body = feats.terms.intersection(member.body)
+        if not in_title and not in_body:
+            return 0.0, 0.0
+        text = _containment(feats.shingles, member.shingles)
+        if text >= TEXT_SAME:
+            return text, 0.0
+        return text, self._dot(q, member, in_title, in_body)
 
-    @staticmethod
-    def _cosine(a: _Vector, b: _Vector) -> float:
-        (va, na), (vb, nb) = a, b
-        if not na or not nb:
+    def _query_cosine(self, q: _Query, member: _Member) -> float:
+        terms = q.features.terms
+        return self._dot(q, member, terms.intersection(member.title), terms.intersection(member.body))
+
+    def _dot(self, q: _Query, member: _Member, in_title: Iterable[str], in_body: Iterable[str]) -> float:
+        """Cosine of the entry and a member from the terms they share (in the member's headline, and only in
+        its summary). Like the entry's, the member's weights are the IDF over the *other* documents (its own
+        mention left out of the document frequency, as when it was added and its norm was taken); times
+        the boost for its headline."""
+        if not q.norm or not member.norm:
             return 0.0
-        return sum(va[t] * vb[t] for t in va.keys() & vb.keys()) / (na * nb)
+        weights, own = q.weights, self._own_idf
+        dot = TITLE_BOOST * sum(weights[t] * own(t) for t in in_title) + sum(weights[t] * own(t) for t in in_body)
+        return min(dot / (q.norm * member.norm), 1.0)
 
-    def _cover(self, terms: frozenset[str], known: Iterable[str] | Counter[str]) -> float:
+    def _own_idf(self, term: str) -> float:
+        """IDF of a term that a member mentions, over the documents other than that member."""
+        return self._log_total + 1.0 - math.log(self._df.get(term, 0) + self._prior_df.get(term, 0))
+
+    def _member_cosine(self, a: _Member, b: _Member) -> float:
+        """Weighted cosine of two members (weights as in :meth:`_dot`)."""
+        if not a.norm or not b.norm:
+            return 0.0
+        title_a, title_b = frozenset(a.title), frozenset(b.title)
+        dot = sum(self._own_idf(t) ** 2 * (TITLE_BOOST if t in title_a else 1.0) *
+                  (TITLE_BOOST if t in title_b else 1.0) for t in frozenset(a.terms).intersection(b.terms))
+        return min(dot / (a.norm * b.norm), 1.0)
+
+    def _cover(self, terms: Iterable[str], known: Iterable[str] | Counter[str]) -> float:
         """IDF-weighted share of ``terms`` (a headline) that ``known`` mentions."""
-        total = sum(self._idf(t) for t in terms)
-        return sum(self._idf(t) for t in terms if t in known) / total if total else 0.0
+        idf = [(self._idf(t), t in known) for t in terms]
+        total = sum(w for w, _ in idf)
+        return sum(w for w, found in idf if found) / total if total else 0.0
 
-    def _conflict(self, a: _Features, b: _Features, known_a: Iterable[str] | Counter[str],
+    def _conflict(self, a: _Side, b: _Side, known_a: Iterable[str] | Counter[str],
                   known_b: Iterable[str] | Counter[str]) -> bool:
         """True when the headlines disagree on specifics (``known_x`` is everything side x mentions): both
         name numbers and none is shared; conflicting stages of one process; or each names a number or a
         rare name that the other side never mentions."""
-        if a.numbers and b.numbers and not a.numbers & b.numbers:
+        if _numbers_disagree(a.numbers, b.numbers):
             return True
         if any(frozenset((x, y)) in _CONFLICTS for x in a.stages for y in b.stages) \
-                and not a.stages & b.stages:
+                and set(a.stages).isdisjoint(b.stages):
+            return True
+        if any((y, x) in b.roles for x, y in a.roles):
             return True
         specific_a = {t for t in a.names if t not in known_b and self._idf(t) >= NAME_IDF} or \
             {n for n in a.numbers if n not in known_b}
@@ -534,16 +757,15 @@ class StoryIndex:
             {n for n in b.numbers if n not in known_a}
         return bool(specific_a) and bool(specific_b)
 
-    def _judge(self, feats: _Features, vec: _Vector, story: int,
-               when: datetime) -> tuple[float, int]:
+    def _judge(self, q: _Query, story: int, when: datetime) -> tuple[float, int]:
         """Score of the entry against one candidate story (0 when it is not the same story), and the member.
 
         Two passes with the decision of one: the cheap figures (text containment, cosine) first, so that the
         common hopeless candidate costs no veto check; the vetoes only when some member could qualify."""
-        vocab = self._story_terms[story]
-        keys = list(self._story_members[story])
+        feats = q.features
+        keys = self._story_members[story]
         recent = keys[-MEMBERS_COMPARED:] if len(keys) > MEMBERS_COMPARED else keys
-        if len(recent) > 2 and not self._may_match(feats, vec, vocab, recent):
+        if len(recent) > 2 and not self._may_match(q, self._vocab(story), recent):
             return 0.0, keys[0]
         figures = []
         hopeful = False
@@ -551,18 +773,16 @@ class StoryIndex:
             member = self._members[key]
             if abs(when - member.when) > self.window:
                 continue
-            text = 1.0 if feats.exact == member.features.exact else \
-                _containment(feats.shingles, member.features.shingles)
-            cos = 0.0 if text >= TEXT_SAME else self._cosine(vec, member.vector)
+            text, cos = self._similarity(q, member)
             hopeful = hopeful or text >= TEXT_SAME or cos >= COS_SUPPORT
             figures.append((key, member, text, cos))
         if not hopeful:
             return 0.0, keys[0]
-        best, best_key = 0.0, keys[0]
+        best, best_key, vocab = 0.0, keys[0], self._vocab(story)
         for key, member, text, cos in figures:
             if text >= TEXT_SAME:
                 return 1.0 + text, key
-            if self._conflict(feats, member.features, feats.terms, vocab):
+            if self._conflict(feats, member, feats.terms, vocab):
                 return 0.0, key
             if cos > best:
                 best, best_key = cos, key
@@ -570,45 +790,61 @@ class StoryIndex:
             return best, best_key
         if best >= COS_SUPPORT:
             lead = self._members[keys[0]]
-            cover = max(self._cover(feats.title, vocab), self._cover(lead.features.title, feats.terms))
+            cover = max(self._cover(feats.title, vocab), self._cover(lead.title, feats.terms))
             if cover >= COVER_SAME:
                 return best, best_key
         return 0.0, best_key
 
-    def _may_match(self, feats: _Features, vec: _Vector, vocab: Counter[str], keys: list[int]) -> bool:
+    def _may_match(self, q: _Query, vocab: Counter[str] | frozenset[str], keys: list[int]) -> bool:
         """Cheap necessary condition for :meth:`_judge`. By Cauchy-Schwarz the cosine with any member is at
         most the norm of the entry's vector restricted to the terms the story mentions, over its full norm;
         below ``COS_SUPPORT`` only an identical text or a trimmed summary can still make it the same story."""
-        weights, norm = vec
-        if norm and math.sqrt(sum(weights[t] ** 2 for t in vocab.keys() & feats.terms)) >= COS_SUPPORT * norm:
+        weights, feats = q.weights, q.features
+        if q.norm and math.sqrt(sum(weights[t] ** 2 for t in feats.terms.intersection(vocab))) >= COS_SUPPORT * q.norm:
             return True
         members = self._members
-        return any(feats.exact == members[k].features.exact or
-                   _containment(feats.shingles, members[k].features.shingles) >= TEXT_SAME for k in keys)
+        return any(feats.exact == members[k].exact or
+                   _containment(feats.shingles, members[k].shingles) >= TEXT_SAME for k in keys)
 
-    def _candidates(self, feats: _Features) -> set[int]:
-        """Stories sharing the entry's rarest terms; the ``CANDIDATES`` sharing the most weight of them."""
-        sized = sorted((len(p), t) for t in feats.terms if (p := self._postings.get(t)) is not None)
+    def _candidates(self, q: _Query) -> set[int]:
+        """Stories sharing the entry's rarest terms: the ``CANDIDATES`` sharing the most of them (the rarest
+        first among equals)."""
+        feats, df, postings = q.features, self._df, self._postings
+        sized = sorted((df[t], t) for t in feats.terms if t in df)
         # the rarest terms overall, and the rarest headline terms too: a summary full of terms that only one
         # story mentions would otherwise hide the other stories that share the headline
         lookups = sized[:RARE_LOOKUPS]
         lookups += [x for x in sized[RARE_LOOKUPS:] if x[1] in feats.title][:RARE_TITLE_LOOKUPS]
-        hits: dict[int, float] = {}
+        same_text = {self._members[k].story_id for k in self._exact.get(feats.exact, ())}
+        groups: list[set[int | None]] = []  # per lookup term, the stories of its posting
+        get_story, scanned = self._story_of.get, 0
         for size, term in lookups:
-            if size > POSTING_CAP:
+            # past the rarest term, the lookups stop at a budget: terms that common are no evidence of a copy,
+            # and scanning their postings would cost more than all the rest of the work for an entry
+            if size > POSTING_CAP or (scanned and scanned + size > SCAN_BUDGET):
                 continue
-            weight = self._idf(term) * (TITLE_BOOST if term in feats.title else 1.0)
-            for story in set(map(self._story_of.__getitem__, self._postings[term])):
-                hits[story] = hits.get(story, 0.0) + weight
-        found = set(heapq.nlargest(CANDIDATES, hits, key=hits.__getitem__))
-        return found | {self._members[k].story_id for k in self._exact.get(feats.exact, ())}
+            scanned += size
+            stories = set(map(get_story, postings[term]))
+            stories.discard(None)  # keys of removed members, left in lazily cleaned postings
+            groups.append(stories)
+        if len(groups) == 1:  # one term: every story shares just as much of it
+            return {s for s in itertools.islice(groups[0], CANDIDATES) if s is not None} | same_text
+        shared: Counter[int | None] = Counter()  # story -> lookup terms it shares; counted in C
+        for group in groups:
+            shared.update(group)
+        if len(shared) <= CANDIDATES:
+            found = set(shared)
+        else:
+            several = [s for s, n in shared.items() if n > 1]
+            found = set(heapq.nlargest(CANDIDATES, several, key=shared.__getitem__))
+            found.update(itertools.islice((s for s in shared if s not in found), CANDIDATES - len(found)))
+        return {s for s in found if s is not None} | same_text
 
-    def _best(self, feats: _Features, when: datetime) -> StoryMatch | None:
-        vec = self._vector(feats)
+    def _best(self, q: _Query, when: datetime) -> StoryMatch | None:
         scored = []
-        candidates = self._candidates(feats)
+        candidates = self._candidates(q)
         for story in candidates:
-            sim, key = self._judge(feats, vec, story, when)
+            sim, key = self._judge(q, story, when)
             if sim > 0:
                 scored.append((sim, story, key))
         if not scored:
@@ -620,43 +856,29 @@ class StoryIndex:
         if len(bridges) < MAX_BRIDGES:
             found = {s for _, s, _ in scored}
             bridges += tuple(other for other in candidates - found
-                             if self._headline_story_of(other, story, feats, vec, when))[:MAX_BRIDGES - len(bridges)]
+                             if self._headline_story_of(other, story, q, when))[:MAX_BRIDGES - len(bridges)]
         return StoryMatch(story, min(sim, 1.0), key, bridges)
 
-    def _headline_story_of(self, other: int, story: int, feats: _Features, vec: _Vector, when: datetime) -> bool:
+    def _headline_story_of(self, other: int, story: int, q: _Query, when: datetime) -> bool:
         """Story-level profile: is ``other``, a story of headline-only entries, the same story as ``story``
         once the entry joins it? A lone headline is judged against single members badly (a reworded headline
         shares little with any one summary), but the vocabulary of the whole story (all members and the
         entry) may mention most of its weight. Same rule as :meth:`_judge` (coverage and a supporting
         cosine, no veto), applied to the other story's lead and the grown story."""
-        keys = list(self._story_members[other])
+        keys = self._story_members[other]
         if len(keys) > HEADLINE_STORY_MAX:
             return False
         members = [self._members[k] for k in keys]
-        if any(m.features.body or abs(when - m.when) > self.window for m in members):
+        if any(m.body or m.shingles or abs(when - m.when) > self.window for m in members):
             return False
-        lead = members[0]
-        profile = self._story_terms[story] + Counter(feats.terms)
-        if self._cover(lead.features.title, profile) < COVER_SAME:
+        lead, feats = members[0], q.features
+        profile = Counter(self._vocab(story)) + Counter(feats.terms)
+        if self._cover(lead.title, profile) < COVER_SAME:
             return False
-        mine = [self._members[k] for k in list(self._story_members[story])[-MEMBERS_COMPARED:]]
-        cos = max([self._cosine(lead.vector, vec)] + [self._cosine(lead.vector, m.vector) for m in mine])
+        mine = [self._members[k] for k in self._story_members[story][-MEMBERS_COMPARED:]]
+        cos = max([self._query_cosine(q, lead)] + [self._member_cosine(lead, m) for m in mine])
         if cos < COS_SUPPORT:
             return False
-        theirs = self._story_terms[other]
-        return not any(self._conflict(lead.features, f, theirs, profile) for f in [feats, *(m.features for m in mine)])
-
-    def merge(self, keep: int, gone: int) -> None:
-        """Story ``gone`` was merged into ``keep`` (a bridging entry): its members now belong to ``keep``."""
-        keys = self._story_members.pop(gone, None)
-        if keys is None:
-            return
-        terms = self._story_terms.pop(gone)
-        into = self._story_members.setdefault(keep, {})
-        for key in keys:
-            self._members[key] = dataclasses.replace(self._members[key], story_id=keep)
-            self._story_of[key] = keep
-            into[key] = None
-        self._story_terms.setdefault(keep, Counter()).update(terms)
-        # the lead (first key) stays the oldest member
-        self._story_members[keep] = dict.fromkeys(sorted(into, key=lambda k: (self._members[k].when, k)))
+        theirs = self._vocab(other)
+        sides: list[_Side] = [feats, *mine]
+        return not any(self._conflict(lead, side, theirs, profile) for side in sides)
