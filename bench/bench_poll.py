@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -63,7 +63,7 @@ HOT = ["China adds chip export curbs on gallium", "Chinese hackers breach teleco
 def feed_body(index: int, entries: int) -> bytes:
     # Dated relative to the run (to the hour, so the bodies stay fixed while it runs): the entries span
     # about 31 hours, inside the story window (72 h), as a first poll of busy news feeds would be.
-    now = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     parts = [f'<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel><title>Outlet {index}</title>'
              f"<link>https://outlet{index}.example/</link><description>bench feed {index}</description>"]
     for j in range(entries):

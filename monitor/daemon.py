@@ -3,9 +3,10 @@
 One tick job (max_instances=1, coalesce=True) runs a pipeline cycle; the main thread only waits for
 signals. Configuration files (monitor.yaml, feeds.yaml, the entity file, watchlists/*.yaml) are watched:
 an edit is picked up at the next tick, SIGHUP forces a re-read, and an invalid edit is logged while the
-running configuration stays in force. Under systemd (Type=notify) the daemon says READY=1 once the configuration, database and
-model are loaded, pings WATCHDOG=1 only while ticks make progress, reports STATUS= after each cycle and
-STOPPING=1 on SIGTERM; the cycle in flight then finishes the feed it is on and abandons the rest safely.
+running configuration stays in force. Under systemd (Type=notify) the daemon says READY=1 once the
+configuration, database and model are loaded, pings WATCHDOG=1 only while ticks make progress, reports STATUS=
+after each cycle and STOPPING=1 on SIGTERM; the cycle in flight then finishes the feed it is on and abandons the
+rest safely.
 """
 
 from __future__ import annotations

@@ -270,9 +270,10 @@ class Deliverer:
     def _send_each(self, policy: ChannelPolicy, delivered: frozenset[str], message: Callable[[str], Message],
                    mark_delivered: Callable[[str], None]) -> list[str]:
         """Send to every URL of the channel that does not have this message yet, rendered in the URL's
-        format; commit each success at once (so a retry skips that URL). Return the failures' reasons."""
+        format; commit each success at once (so a retry skips that URL). Return the failures' reasons, each
+        naming the URL by its place in the channel and its redacted form (they go to logs and the outbox)."""
         errors = []
-        for url in policy.urls:
+        for number, url in enumerate(policy.urls, start=1):
             if target_key(url) in delivered:
                 continue
             fmt = url_format(url, policy.format)
@@ -285,7 +286,7 @@ class Deliverer:
             if result.ok:
                 mark_delivered(result.target)
             else:
-                errors.append(f"{redact(url)}: {result.reason}")
+                errors.append(f"URL #{number} {redact(url)}: {result.reason}")
         return errors
 
     def _alert_failed_or_retry(self, row: AlertRow, error: str) -> str:

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -169,7 +169,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
@@ -185,7 +185,7 @@ def _fetch_file(feed: FeedState, options: FetchOptions) -> FetchResult:
     path = local_path(feed.url)
     try:
         stat = path.stat()
-        stamp = email.utils.format_datetime(datetime.fromtimestamp(stat.st_mtime, timezone.utc), usegmt=True)
+        stamp = email.utils.format_datetime(datetime.fromtimestamp(stat.st_mtime, UTC), usegmt=True)
         if feed.last_modified == stamp:
             return NotModified(feed.url)
         if stat.st_size > options.max_bytes:

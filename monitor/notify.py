@@ -9,10 +9,12 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 import apprise
 from apprise.decorators import notify as apprise_plugin
@@ -53,12 +55,69 @@ def target_key(url: str) -> str:
 
 
 def redact(url: str) -> str:
-    """The URL's scheme and host only, for logs (URLs often carry tokens and passwords)."""
+    """A URL fit for logs and the outbox: the scheme and the host only, the credentials masked
+    (``mailtos://***@smtp.example.com``). Many services keep their token where a host would be
+    (``tgram://<bot token>/<chat>``), so a host that does not look like a host name or an IP address is masked
+    too (``tgram://***``); paths and query strings (webhook tokens, passwords) are dropped."""
     if url.startswith(CONFIG_PREFIX):
-        return url
-    scheme, _, rest = url.partition("://")
-    host = rest.split("/")[0].split("?")[0].rsplit("@", 1)[-1]
-    return f"{scheme}://{host}" if rest else url
+        source = url[len(CONFIG_PREFIX):]
+        # a local file's path is no secret; a remote configuration's URL may carry credentials
+        return CONFIG_PREFIX + redact(source) if "://" in source else url
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "***"  # not a URL at all: it could be anything, a pasted token included
+    if not _SCHEME.fullmatch(scheme):
+        scheme = "***"
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    _, at, host = authority.rpartition("@")
+    shown = host if not host or _looks_like_host(host) else "***"
+    return f"{scheme}://{'***@' if at else ''}{shown}"
+
+
+def scrub(text: str, urls: Iterable[str]) -> str:
+    """``text`` (a reason apprise logged, an exception's message) with the secrets of ``urls`` masked: every
+    credential, token-like host, path segment and query value of those URLs, any URL written in the text
+    (redacted as :func:`redact` does) and the request path urllib3 quotes (``with url: /bot<token>/send``)."""
+    for secret in sorted({piece for url in urls for piece in _secret_pieces(url)}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    text = _URL_IN_TEXT.sub(lambda match: redact(match.group(0)), text)
+    return _REQUEST_PATH.sub(r"\1/***", text)
+
+
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+_HOST = re.compile(r"localhost|(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}|\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]",
+                   re.IGNORECASE)
+_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>()]+")
+_REQUEST_PATH = re.compile(r"(\burl: )/\S*")
+_MIN_SECRET = 3  # shorter pieces would mask ordinary words of the reason; URLs in it are redacted anyway
+
+
+def _looks_like_host(authority_host: str) -> bool:
+    """A host name, an IPv4 or a bracketed IPv6 address, with an optional port."""
+    host = re.sub(r":\d+$", "", authority_host)
+    return bool(_HOST.fullmatch(host))
+
+
+def _secret_pieces(url: str) -> set[str]:
+    """The parts of ``url`` that may be secret, as written and percent-decoded."""
+    if url.startswith(CONFIG_PREFIX):
+        url = url[len(CONFIG_PREFIX):]
+        if "://" not in url:
+            return set()
+    _, sep, rest = url.partition("://")
+    if not sep:
+        return {url, *url.split()}
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    after = rest[len(authority):]
+    userinfo, at, host = authority.rpartition("@")
+    pieces = [userinfo, *userinfo.split(":")] if at else []
+    if not _looks_like_host(host):
+        pieces += [host, *host.split(":")]
+    path, _, query = after.partition("?")
+    pieces += re.split(r"[/#]", path)
+    pieces += [item.partition("=")[2] or item for item in re.split(r"[&#]", query)]
+    decoded = [unquote(piece) for piece in pieces]
+    return {piece for piece in pieces + decoded if len(piece) >= _MIN_SECRET}
 
 
 def url_format(url: str, override: str = "auto") -> str:
@@ -95,7 +154,7 @@ def check_url(url: str) -> str | None:
         client = _client_for(url)
     if client is None:
         what = "configuration file" if url.startswith(CONFIG_PREFIX) else "URL"
-        detail = _failure_reason(captured.getvalue(), default="")
+        detail = scrub(_failure_reason(captured.getvalue(), default=""), [url])
         return f"apprise does not understand the {what} {redact(url)}" + (f" ({detail})" if detail else "")
     return None
 
@@ -103,38 +162,60 @@ def check_url(url: str) -> str | None:
 @contextmanager
 def _captured_apprise_log() -> Iterator[io.StringIO]:
     """Capture everything apprise logs meanwhile (the reason for a failure is often a DEBUG line), and keep it
-    out of our log unless the user asked for apprise's debug output (-vv): callers log the reason."""
-    apprise_log = logging.getLogger("apprise")
-    propagate = apprise_log.propagate
+    out of our log unless the user asked for apprise's debug output (-vv): callers log the reason, scrubbed.
+    urllib3, apprise's HTTP client, follows the same rule: its debug lines quote request paths, which hold
+    webhook tokens."""
+    apprise_log, http_log = logging.getLogger("apprise"), logging.getLogger("urllib3")
+    propagate, http_propagate = apprise_log.propagate, http_log.propagate
     show = propagate and apprise_log.level == logging.DEBUG  # read before LogCapture changes the level
+    # a handler, so that a record stopped here does not reach logging's last-resort handler (stderr)
+    sink = logging.NullHandler()
     with apprise.LogCapture(level=logging.DEBUG) as captured:
         apprise_log.propagate = show
+        if not show:
+            http_log.addHandler(sink)
+            http_log.propagate = False
         try:
             yield captured
         finally:
             apprise_log.propagate = propagate
+            http_log.propagate = http_propagate
+            http_log.removeHandler(sink)
 
 
 def send(url: str, message: Message, timeout: float = 30.0) -> SendResult:
-    """Send one message to one apprise URL; never raises. ``timeout`` bounds connecting and each read."""
+    """Send one message to one apprise URL; never raises. ``timeout`` bounds connecting and each read.
+    The reason of a failure is scrubbed of the URL's secrets (it goes to logs and the outbox)."""
     key = target_key(url)
     body_format = {"text": apprise.NotifyFormat.TEXT, "markdown": apprise.NotifyFormat.MARKDOWN,
                    "html": apprise.NotifyFormat.HTML}[message.body_format]
     with _captured_apprise_log() as captured:
         client = _client_for(url)
         if client is None:
-            detail = _failure_reason(captured.getvalue(), default="")
+            detail = scrub(_failure_reason(captured.getvalue(), default=""), [url])
             why = f" ({detail})" if detail else ""
             return SendResult(key, False, f"invalid apprise URL {redact(url)}{why}")
+        # the URLs apprise loaded (from an apprise configuration file, too) hold secrets we were not given
+        secrets = [url, *(_service_url(service) for service in client)]
         for service in client:
             _limit_timeouts(service, timeout)
         try:
             ok = bool(client.notify(body=message.body, title=message.title, body_format=body_format,
                                     notify_type=_SEVERITY.get(message.severity, apprise.NotifyType.INFO)))
         except Exception as exc:  # a plugin bug must not take the daemon down
-            return SendResult(key, False, f"{type(exc).__name__}: {exc}")
-        reason = "" if ok else _failure_reason(captured.getvalue())
+            return SendResult(key, False, scrub(f"{type(exc).__name__}: {exc}", secrets))
+        reason = "" if ok else scrub(_failure_reason(captured.getvalue()), secrets)
     return SendResult(key, ok, reason)
+
+
+def _service_url(service: apprise.URLBase) -> str:
+    """A loaded service's URL as apprise writes it; only its credentials, host and path count as secret
+    (its query string is mostly apprise's own defaults such as ``method=POST``, which are no secrets)."""
+    try:
+        url = str(service.url(privacy=False))
+    except Exception:  # a plugin's url() bug must not lose the reason
+        return ""
+    return url.partition("?")[0]
 
 
 def _limit_timeouts(service: object, timeout: float) -> None:

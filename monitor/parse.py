@@ -11,7 +11,7 @@ import logging
 import re
 import signal
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
 
@@ -151,7 +151,7 @@ def _published(raw: Any, now: datetime) -> tuple[datetime, bool]:
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
         value = raw.get(key)
         if value:
-            when = datetime.fromtimestamp(calendar.timegm(value), timezone.utc)
+            when = datetime.fromtimestamp(calendar.timegm(value), UTC)
             # A date in the future is a publisher's clock or time-zone error; do not trust it.
             if when > now + timedelta(hours=1):
                 return now, False

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -44,7 +44,7 @@ POOL_MIN_FEEDS = 8
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Scorer(Protocol):
@@ -470,7 +470,7 @@ class Pipeline:
             if feed_tags is None:  # one feed per batch: its tags are looked up once
                 feed_tags = self.store.feed_tags_of(entry.feed_name)
             views.append((StoryView(id=story_id, title=entry.title, summary=entry.summary, link=entry.link,
-                                    feed_name=entry.feed_name, published=entry.published.astimezone(timezone.utc),
+                                    feed_name=entry.feed_name, published=entry.published.astimezone(UTC),
                                     feed_tags=feed_tags, sources=(entry.feed_name,)), alertable))
         return views
 

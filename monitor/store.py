@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +28,13 @@ DB_NAME = "monitor.db"
 
 
 def ts(when: datetime) -> str:
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def from_ts(value: str | None) -> datetime | None:
     if not value:
         return None
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -189,16 +189,17 @@ class Store:
             for url, feed in configured.items():
                 values = {"name": feed.name, "tags": json.dumps(list(feed.tags)), "interval_s": feed.interval_s,
                           "in_config": 1}
+                # db.table() rather than db[...]: the latter is typed Table | View and these are tables
                 if url in existing:
                     if existing[url]["disabled_reason"] is None:
                         values["enabled"] = int(feed.enabled)
-                    self.db["feeds"].update(existing[url]["id"], values)
+                    self.db.table("feeds").update(existing[url]["id"], values)
                 else:
-                    self.db["feeds"].insert({"url": url, **values, "enabled": int(feed.enabled),
-                                             "created_at": ts(now), "next_due_at": ts(now)})
+                    self.db.table("feeds").insert({"url": url, **values, "enabled": int(feed.enabled),
+                                                   "created_at": ts(now), "next_due_at": ts(now)})
             gone = [row["id"] for url, row in existing.items() if url not in configured]
             for feed_id in gone:
-                self.db["feeds"].update(feed_id, {"in_config": 0})
+                self.db.table("feeds").update(feed_id, {"in_config": 0})
 
     def active_feeds(self) -> list[FeedState]:
         return [self._feed_state(row) for row in self._rows(
@@ -360,7 +361,7 @@ class Store:
             "INSERT OR IGNORE INTO alerts (story_id, watchlist, channel, severity, why, state, created_at, "
             "next_attempt_at, mode, urgent) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
             [story_id, watchlist, channel, severity, why, ts(now), ts(not_before or now), mode, int(urgent)])
-        return int(cursor.lastrowid) if cursor.rowcount else None
+        return _inserted_id(cursor) if cursor.rowcount else None
 
     def due_alerts(self, now: datetime) -> list[AlertRow]:
         return [_alert_row(r) for r in self._rows(
@@ -388,7 +389,7 @@ class Store:
 
     def mark_failed(self, alert_id: int, error: str, now: datetime | None = None) -> None:
         self.db.execute("UPDATE alerts SET state = 'failed', attempts = attempts + 1, last_error = ?, failed_at = ? "
-                        "WHERE id = ?", [error, ts(now or datetime.now(timezone.utc)), alert_id])
+                        "WHERE id = ?", [error, ts(now or datetime.now(UTC)), alert_id])
 
     def retry_alerts(self, ids: Sequence[int] | None, now: datetime) -> int:
         """Put failed alerts (all, or the given ids) back in the queue; one that was in a failed digest
@@ -434,7 +435,7 @@ class Store:
 
     def digest_clock(self) -> dict[str, datetime]:
         """Channel -> end of its last digest period, for `monitor status`."""
-        return {r["channel"]: from_ts(r["last_digest_at"]) or datetime.min.replace(tzinfo=timezone.utc)
+        return {r["channel"]: from_ts(r["last_digest_at"]) or datetime.min.replace(tzinfo=UTC)
                 for r in self._rows("SELECT channel, last_digest_at FROM channel_state ORDER BY channel")}
 
     def waiting_for_digest(self, channel: str | None = None) -> int:
@@ -460,10 +461,10 @@ class Store:
                             "composed_at = excluded.composed_at", [channel, ts(period_end), ts(now)])
             if not waiting and not (failures and report_failures_alone):
                 return None
-            digest_id = int(self.db.execute(
+            digest_id = _inserted_id(self.db.execute(
                 "INSERT INTO digests (channel, period_start, period_end, state, created_at, next_attempt_at, "
                 "failures) VALUES (?, ?, ?, 'pending', ?, ?, ?)",
-                [channel, ts(period_start), ts(period_end), ts(now), ts(now), json.dumps(failures)]).lastrowid)
+                [channel, ts(period_start), ts(period_end), ts(now), ts(now), json.dumps(failures)]))
             self.db.execute("UPDATE alerts SET digest_id = ? WHERE channel = ? AND state = 'pending' AND "
                             "mode = 'digest' AND digest_id IS NULL", [digest_id, channel])
         return digest_id
@@ -512,7 +513,7 @@ class Store:
     # -- labels and meta -------------------------------------------------------------------------------
 
     def add_label(self, story_id: int, label: int, subtopics: Sequence[str], now: datetime) -> None:
-        story = self.db["stories"].get(story_id)
+        story = self.db.table("stories").get(story_id)
         self.db.execute("INSERT INTO labels (story_id, title, summary, label, subtopics, created_at) "
                         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(story_id) DO UPDATE SET label = excluded.label, "
                         "subtopics = excluded.subtopics, created_at = excluded.created_at",
@@ -771,7 +772,8 @@ def _story_row(r: dict[str, Any]) -> StoryRow:
                      published=published, feed_tags=tuple(json.loads(r["feed_tags"])), sources=sources,
                      verdict=verdict)
     return StoryRow(view=view, first_seen_at=from_ts(r["first_seen_at"]) or published,
-                    last_seen_at=from_ts(r["last_seen_at"]) or published, size=r["size"], alertable=bool(r["alertable"]))
+                    last_seen_at=from_ts(r["last_seen_at"]) or published, size=r["size"],
+                    alertable=bool(r["alertable"]))
 
 
 def _alert_row(r: dict[str, Any]) -> AlertRow:
@@ -806,6 +808,13 @@ def _follow_up_row(r: dict[str, Any]) -> FollowUpRow:
 def _outgoing(alert: dict[str, Any]) -> bool:
     """An alert row that was (partly) delivered or handed to a composed digest: it must not be re-sent."""
     return alert["state"] == "sent" or alert["digest_id"] is not None or alert["delivered"] != "[]"
+
+
+def _inserted_id(cursor: sqlite3.Cursor) -> int:
+    """The rowid of the row an INSERT just added (lastrowid is typed optional: it is None until an INSERT
+    on the cursor succeeds)."""
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
