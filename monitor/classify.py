@@ -9,41 +9,45 @@ and how the alert threshold is chosen.
   optionally, unlabeled stored entries as weak negatives; plus one-vs-rest subtopic models on positives.
   Two rule gates discount the probability of stories naming no China-related actor or no technology or
   security term. The threshold maximizes the F1 expected at a 2% base rate (``base_rate_threshold``).
-- ``save()``/``load()`` keep a joblib file and a metadata JSON under ``state_dir/model/``; ``load()``
-  returns ``None`` when the model is missing, unreadable, or built by another scikit-learn version or
-  from another corpus, so the caller retrains.
+- ``compile_model()`` reduces the fitted model to numpy arrays and vocabularies (``CompiledModel``) that
+  ``Classifier`` scores with the same arithmetic as scikit-learn, batch-wise and without importing it:
+  scikit-learn is imported only to train (and to read a model saved before the compiled form existed).
+- ``save()``/``load()`` keep the compiled model in a joblib file and a metadata JSON under
+  ``state_dir/model/``; ``load()`` returns ``None`` when the model is missing, unreadable, or built by
+  another scikit-learn version or from another corpus, so the caller retrains.
 """
 
 from __future__ import annotations
 
 import hashlib
 import html
+import itertools
 import json
 import logging
 import math
 import re
 import time
+import unicodedata
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib import metadata as package_metadata
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import joblib
 import numpy as np
-import sklearn
 from numpy.typing import ArrayLike
 from scipy import sparse
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score, precision_recall_curve
-from sklearn.multiclass import OneVsRestClassifier
-from sklearn.pipeline import FeatureUnion
-from sklearn.preprocessing import MultiLabelBinarizer
+
+if TYPE_CHECKING:  # scikit-learn costs about 80 MB of RSS: it is imported only where a model is fitted
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.pipeline import FeatureUnion
 
 from monitor.errors import ClassifierError
 from monitor.models import Verdict
@@ -158,9 +162,13 @@ class TrainedModel:
 
 def normalize_text(title: str, summary: str = "") -> str:
     """Title + summary as model input: entities decoded, tags/URLs/outlet suffixes/datelines removed."""
-    title = _clean(title)
+    return _normalized(_clean(title), _clean(summary))
+
+
+def _normalized(title: str, summary: str) -> str:
+    """``normalize_text`` of a title and summary already passed through ``_clean``."""
     title = _OUTLET_SUFFIX.sub("", title) if len(title) > 30 else title
-    summary = _DATELINE.sub("", _clean(summary))
+    summary = _DATELINE.sub("", summary)
     text = f"{title}. {title}. {summary}" if title else summary  # the title twice: it carries the subject
     text = _US.sub(" unitedstates ", text)
     return _SPACE.sub(" ", _UK.sub(" unitedkingdom ", text)).strip()
@@ -236,12 +244,16 @@ def split_corpus(examples: Sequence[Example]) -> tuple[list[Example], list[Examp
 
 def pr_auc(y_true: ArrayLike, scores: ArrayLike) -> float:
     """Area under the precision-recall curve (average precision); nan without positives."""
+    from sklearn.metrics import average_precision_score
+
     y = np.asarray(y_true)
     return float(average_precision_score(y, np.asarray(scores))) if y.sum() else float("nan")
 
 
 def pr_curve(y_true: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(precision, recall, thresholds) as sklearn.metrics.precision_recall_curve returns them."""
+    from sklearn.metrics import precision_recall_curve
+
     p, r, t = precision_recall_curve(np.asarray(y_true), np.asarray(scores))
     return p, r, t
 
@@ -366,6 +378,9 @@ def _training_set(corpus: Sequence[Example], user_labels: Sequence[LabeledText],
 
 
 def _vectorizer(cfg: TrainConfig) -> FeatureUnion:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import FeatureUnion
+
     parts: list[tuple[str, Any]] = [("word", TfidfVectorizer(
         ngram_range=cfg.word_ngrams, sublinear_tf=True, min_df=1, max_features=cfg.max_features,
         strip_accents="unicode", token_pattern=r"(?u)\b\w[\w'’-]*\w\b|\b\w\b", dtype=np.float32))]
@@ -378,6 +393,9 @@ def _vectorizer(cfg: TrainConfig) -> FeatureUnion:
 
 def _fit(texts: list[str], y: np.ndarray, w: np.ndarray, subs: list[tuple[str, ...]], cfg: TrainConfig,
          seed: int, say: Callable[[str], None]) -> TrainedModel:
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.exceptions import ConvergenceWarning
+
     say("vectorizing")
     features = _vectorizer(cfg)
     x = features.fit_transform(texts)
@@ -393,12 +411,17 @@ def _fit(texts: list[str], y: np.ndarray, w: np.ndarray, subs: list[tuple[str, .
 
 
 def _logreg(cfg: TrainConfig, seed: int) -> LogisticRegression:
+    from sklearn.linear_model import LogisticRegression
+
     return LogisticRegression(C=cfg.C, class_weight="balanced", max_iter=2000, solver="liblinear",
                               random_state=seed)
 
 
 def _fit_subtopics(x: sparse.csr_matrix, y: np.ndarray, subs: list[tuple[str, ...]], cfg: TrainConfig,
                    seed: int) -> tuple[OneVsRestClassifier | None, tuple[str, ...]]:
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.preprocessing import MultiLabelBinarizer
+
     rows = [i for i, s in enumerate(subs) if y[i] == 1 and s]
     binarizer = MultiLabelBinarizer(classes=list(SUBTOPICS))
     targets = binarizer.fit_transform([[s for s in subs[i] if s in SUBTOPICS] for i in rows])
@@ -428,7 +451,7 @@ def _metadata(model: TrainedModel, corpus_dir: Path, held: Sequence[Example], he
     p, r, f1 = prf_at(y, scores, model.threshold) if held else (0.0, 0.0, 0.0)
     best_t, best_f1 = best_f1_threshold(y, scores) if held and any(y) else (0.5, 0.0)
     return {
-        "sklearn_version": sklearn.__version__, "corpus_hash": corpus_hash(corpus_dir),
+        "sklearn_version": sklearn_version(), "corpus_hash": corpus_hash(corpus_dir),
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"), "n_examples": n_texts,
         "n_user_labels": n_user, "n_background": n_background[0], "n_background_held_out": n_background[1],
         "threshold": model.threshold,
@@ -447,10 +470,118 @@ def _round(value: float) -> float | None:
     return None if math.isnan(value) else round(float(value), 4)
 
 
+# ---------------------------------------------------------------- the compiled model
+
+
+@dataclass
+class CompiledModel:
+    """A fitted ``TrainedModel`` reduced to what prediction needs: vocabularies, idf weights, coefficients
+    and calibration parameters as lists and numpy arrays, without scikit-learn objects.
+
+    ``Classifier`` scores with it using scikit-learn's arithmetic (float32 tf-idf, float64 dot products,
+    sigmoid calibration averaged over the folds), so scores match the fitted pipeline's (to about 1e-16)
+    while scikit-learn is never imported to predict. ``threshold`` may be changed: a configured threshold
+    overrides the trained one.
+    """
+
+    word_terms: list[str]  # word feature i; the char features follow the word features in the vector
+    char_terms: list[str]
+    word_idf: np.ndarray  # float32, as fitted
+    char_idf: np.ndarray
+    token_pattern: str
+    word_ngrams: tuple[int, int]
+    char_ngrams: tuple[int, int] | None
+    relevance_coef: np.ndarray  # (features, calibration folds): one logistic regression per fold, C order
+    relevance_intercept: np.ndarray  # (folds,)
+    calibration: np.ndarray  # (folds, 2): each fold's sigmoid a and b, p = 1 / (1 + exp(a * d + b))
+    subtopic_columns: np.ndarray  # the features some subtopic model weighs (the others have coefficient 0)
+    subtopic_coef: np.ndarray  # (len(subtopic_columns), subtopics), C order
+    subtopic_intercept: np.ndarray  # (subtopics,)
+    subtopic_labels: tuple[str, ...]
+    explain_coef: np.ndarray  # the folds' mean coefficient of each word feature
+    readable: np.ndarray  # bool per word feature: not made of English stop words only (explanations skip those)
+    threshold: float
+    config: TrainConfig
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+_WORD_CACHE_SIZE = 20_000  # words whose char n-gram features Classifier keeps (a few MB)
+
+# what the compiled arithmetic reproduces; a vectorizer configured otherwise cannot be compiled
+_VECTORIZER_PARAMS = {"binary": False, "input": "content", "lowercase": True, "norm": "l2", "preprocessor": None,
+                      "stop_words": None, "strip_accents": "unicode", "sublinear_tf": True, "tokenizer": None,
+                      "use_idf": True, "dtype": np.float32}
+
+
+def compile_model(model: TrainedModel) -> CompiledModel:
+    """The prediction-only form of a fitted model (imports scikit-learn; raises ClassifierError on a model
+    this module did not build)."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    parts = dict(model.features.transformer_list)
+    word, char = parts["word"], parts.get("char")
+    _check_vectorizer(word, "word")
+    if char is not None:
+        _check_vectorizer(char, "char_wb")
+    folds = model.relevance.calibrated_classifiers_
+    word_terms = [str(t) for t in word.get_feature_names_out()]
+    sub_coef, sub_intercept, labels = _subtopic_arrays(model)
+    columns = np.flatnonzero((sub_coef != 0).any(axis=0)).astype(np.int32)
+    return CompiledModel(
+        word_terms=word_terms, char_terms=[str(t) for t in char.get_feature_names_out()] if char else [],
+        word_idf=word.idf_, char_idf=char.idf_ if char else np.zeros(0, dtype=np.float32),
+        token_pattern=word.token_pattern, word_ngrams=tuple(word.ngram_range),
+        char_ngrams=tuple(char.ngram_range) if char else None,
+        # stored transposed and contiguous: a sparse-dense product would otherwise copy them on every call
+        relevance_coef=np.ascontiguousarray(np.vstack([_fold_estimator(f).coef_[0] for f in folds]).T),
+        relevance_intercept=np.asarray([_fold_estimator(f).intercept_[0] for f in folds], dtype=float),
+        calibration=np.asarray([_sigmoid(f) for f in folds], dtype=float),
+        subtopic_columns=columns, subtopic_coef=np.ascontiguousarray(sub_coef[:, columns].T),
+        subtopic_intercept=sub_intercept, subtopic_labels=labels,
+        # the mean over the folds, as the explanation has always weighed terms
+        explain_coef=np.mean([_fold_estimator(f).coef_[0] for f in folds], axis=0)[: len(word_terms)],
+        readable=np.asarray([not all(w in ENGLISH_STOP_WORDS for w in t.split()) for t in word_terms], dtype=bool),
+        threshold=model.threshold, config=model.config, metadata=model.metadata)
+
+
+def _check_vectorizer(vectorizer: TfidfVectorizer, analyzer: str) -> None:
+    params = vectorizer.get_params()
+    wrong = {k: params[k] for k, v in _VECTORIZER_PARAMS.items() if params[k] != v}
+    if params["analyzer"] != analyzer or wrong or vectorizer.idf_.dtype != np.float32:
+        raise ClassifierError(f"cannot compile a {params['analyzer']} vectorizer with {wrong or 'this idf'}")
+
+
+def _fold_estimator(fold: Any) -> Any:
+    estimator = fold.estimator
+    if type(estimator).__name__ != "LogisticRegression" or list(estimator.classes_) != [0, 1]:
+        raise ClassifierError(f"cannot compile a calibrated {type(estimator).__name__}")
+    return estimator
+
+
+def _sigmoid(fold: Any) -> tuple[float, float]:
+    (calibrator,) = fold.calibrators
+    if getattr(fold, "method", "") != "sigmoid" or list(fold.classes) != [0, 1]:
+        raise ClassifierError(f"cannot compile {getattr(fold, 'method', '?')} calibration")
+    return float(calibrator.a_), float(calibrator.b_)
+
+
+def _subtopic_arrays(model: TrainedModel) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    n_features = sum(len(t.idf_) for _, t in model.features.transformer_list)
+    if model.subtopics is None:
+        return np.zeros((0, n_features)), np.zeros(0), ()
+    estimators = model.subtopics.estimators_
+    for e in estimators:
+        if type(e).__name__ != "LogisticRegression" or list(e.classes_) != [0, 1]:
+            raise ClassifierError(f"cannot compile a {type(e).__name__} subtopic model")
+    coef = np.vstack([e.coef_[0] for e in estimators])
+    return coef, np.asarray([e.intercept_[0] for e in estimators], dtype=float), model.subtopic_labels
+
+
 # ---------------------------------------------------------------- prediction
 
 
 def _raw_scores(model: TrainedModel, items: Sequence[tuple[str, str]]) -> np.ndarray:
+    """The scikit-learn pipeline's scores (training uses them; ``Classifier`` computes the same compiled)."""
     x = model.features.transform([normalize_text(t, s) for t, s in items])
     return np.asarray(model.relevance.predict_proba(x)[:, 1], dtype=float)
 
@@ -458,18 +589,89 @@ def _raw_scores(model: TrainedModel, items: Sequence[tuple[str, str]]) -> np.nda
 def _gate(scores: np.ndarray, items: Sequence[tuple[str, str]], cfg: TrainConfig) -> np.ndarray:
     if cfg.entity_gate >= 1.0 and cfg.topic_gate >= 1.0:
         return scores
-    china = np.asarray([1.0 if mentions_china(t, s) else cfg.entity_gate for t, s in items])
-    tech = np.asarray([1.0 if mentions_tech(t, s) else cfg.topic_gate for t, s in items])
+    return _gate_cleaned(scores, [(_clean(t), _clean(s)) for t, s in items], cfg)
+
+
+def _gate_cleaned(scores: np.ndarray, cleaned: Sequence[tuple[str, str]], cfg: TrainConfig) -> np.ndarray:
+    """``_gate`` for texts already passed through ``_clean`` (what mentions_china/mentions_tech search)."""
+    if cfg.entity_gate >= 1.0 and cfg.topic_gate >= 1.0:
+        return scores
+    texts = [f"{title} {summary}" for title, summary in cleaned]
+    china = np.asarray([1.0 if _CHINA_TERMS.search(t) else cfg.entity_gate for t in texts])
+    tech = np.asarray([1.0 if _TECH_TERMS.search(t) else cfg.topic_gate for t in texts])
     return np.asarray(scores * china * tech, dtype=float)
 
 
-class Classifier:
-    """Predicts relevance, subtopics and the terms behind a score with a trained model."""
+def _expit(z: np.ndarray) -> np.ndarray:
+    return np.asarray(1.0 / (1.0 + np.exp(-z)), dtype=float)
 
-    def __init__(self, model: TrainedModel) -> None:
-        self.model = model
-        self.version = hashlib.sha256(json.dumps(model.metadata, sort_keys=True).encode()).hexdigest()[:12]
-        self._coef, self._names = _word_coefficients(model)
+
+def _fold_case(text: str) -> str:
+    """Lowercase, then drop accents (NFKD without combining marks): the vectorizers' strip_accents='unicode'."""
+    text = text.lower()
+    if text.isascii():
+        return text
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
+def _word_grams(tokens: list[str], low: int, high: int) -> Iterable[str]:
+    for n in range(low, high + 1):
+        if n == 1:
+            yield from tokens
+        else:
+            yield from (" ".join(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+
+
+def _char_grams(word: str, low: int, high: int) -> list[str]:
+    """char_wb n-grams of one word padded with a space each side; a padded word no longer than n is one
+    gram, and longer n are then skipped."""
+    padded = f" {word} "
+    size, grams = len(padded), []
+    for n in range(low, high + 1):
+        if size <= n:
+            grams.append(padded)
+            break
+        grams.extend(padded[i:i + n] for i in range(size - n + 1))
+    return grams
+
+
+def _tfidf(found: list[list[int]], idf: np.ndarray) -> sparse.csr_matrix:
+    """Sublinear tf-idf rows, l2-normalized, from the feature indices found in each text (repeats count).
+
+    The arithmetic is the vectorizer's: float32 throughout, each row's squared norm summed in float64 in
+    column order, then each value divided in float64 and rounded to float32. Any other order could move a
+    value by one float32 step, and a score by more than rounding noise."""
+    n_rows, n_features = len(found), len(idf)
+    lengths = np.fromiter((len(f) for f in found), dtype=np.int64, count=n_rows)
+    flat = np.fromiter(itertools.chain.from_iterable(found), dtype=np.int64, count=int(lengths.sum()))
+    keys = np.repeat(np.arange(n_rows, dtype=np.int64), lengths) * max(n_features, 1) + flat
+    keys, counts = np.unique(keys, return_counts=True)
+    rows, columns = np.divmod(keys, max(n_features, 1))
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
+    data = counts.astype(np.float32)
+    np.log(data, out=data)
+    data += 1.0
+    data *= idf[columns]
+    squares = (data * data).astype(np.float64)
+    norms = np.ones(n_rows)
+    for row in range(n_rows):
+        if indptr[row] < indptr[row + 1]:  # np.cumsum adds in order, as the vectorizer's loop does
+            norms[row] = math.sqrt(np.cumsum(squares[indptr[row]:indptr[row + 1]])[-1])
+    data = (data / np.repeat(norms, np.diff(indptr))).astype(np.float32)
+    return sparse.csr_matrix((data, columns.astype(np.int32), indptr.astype(np.int32)), shape=(n_rows, n_features))
+
+
+class Classifier:
+    """Predicts relevance, subtopics and the terms behind a score with a compiled model, a batch at a time."""
+
+    def __init__(self, model: TrainedModel | CompiledModel) -> None:
+        self.model = model if isinstance(model, CompiledModel) else compile_model(model)
+        self.version = hashlib.sha256(json.dumps(self.model.metadata, sort_keys=True).encode()).hexdigest()[:12]
+        self._word_index = dict(zip(self.model.word_terms, range(len(self.model.word_terms)), strict=True))
+        self._char_index = dict(zip(self.model.char_terms, range(len(self.model.char_terms)), strict=True))
+        self._token = re.compile(self.model.token_pattern)
+        self._word_chars: dict[str, tuple[int, ...]] = {}  # word -> its char n-gram features (bounded cache)
 
     @property
     def threshold(self) -> float:
@@ -483,7 +685,8 @@ class Classifier:
         """Relevance probabilities (entity gate applied) for (title, summary) pairs."""
         if not items:
             return np.zeros(0)
-        return _gate(_raw_scores(self.model, items), items, self.model.config)
+        cleaned = [(_clean(t), _clean(s)) for t, s in items]
+        return _gate_cleaned(self._relevance(self._vectors(cleaned)), cleaned, self.model.config)
 
     def predict(self, title: str, summary: str = "") -> Verdict:
         return self.predict_many([(title, summary)])[0]
@@ -492,30 +695,70 @@ class Classifier:
         """Verdicts for (title, summary) pairs; subtopics are given for stories at or above the threshold."""
         if not items:
             return []
-        texts = [normalize_text(t, s) for t, s in items]
-        x = self.model.features.transform(texts)
-        scores = _gate(self.model.relevance.predict_proba(x)[:, 1], items, self.model.config)
-        subs = self._subtopic_probs(x)
+        cleaned = [(_clean(t), _clean(s)) for t, s in items]
+        x = self._vectors(cleaned)
+        scores = _gate_cleaned(self._relevance(x), cleaned, self.model.config)
+        above = np.flatnonzero(scores >= self.threshold)  # only these get subtopics
+        subtopics = dict(zip(above.tolist(), self._subtopic_probs(x[above]), strict=True))
         return [Verdict(score=round(float(scores[i]), 4),
-                        subtopics=self._subtopics(subs[i]) if scores[i] >= self.threshold else (),
-                        top_terms=tuple(self._explain_row(x[i], 5)), model_version=self.version,
+                        subtopics=self._subtopics(subtopics[i]) if i in subtopics else (),
+                        top_terms=tuple(self._top_terms(x, i, 5)), model_version=self.version,
                         threshold=self.threshold)
-                for i in range(len(texts))]
+                for i in range(len(items))]
 
     def subtopic_scores(self, title: str, summary: str = "") -> dict[str, float]:
         """Probability of each subtopic, assuming the story is relevant."""
-        x = self.model.features.transform([normalize_text(title, summary)])
-        probs = self._subtopic_probs(x)[0]
+        probs = self._subtopic_probs(self._vectors([(_clean(title), _clean(summary))]))[0]
         return {name: round(float(p), 4) for name, p in zip(self.model.subtopic_labels, probs, strict=True)}
 
     def explain(self, title: str, summary: str = "", k: int = 5) -> list[str]:
         """The k word n-grams of the text that pushed the score up most (coefficient x tf-idf)."""
-        return self._explain_row(self.model.features.transform([normalize_text(title, summary)]), k)
+        return self._top_terms(self._vectors([(_clean(title), _clean(summary))]), 0, k)
+
+    def _vectors(self, cleaned: Sequence[tuple[str, str]]) -> sparse.csr_matrix:
+        """The feature matrix the fitted vectorizers would give for these texts: word block, then char block."""
+        m = self.model
+        texts = [_fold_case(_normalized(title, summary)) for title, summary in cleaned]
+        word_index, low, high = self._word_index, *m.word_ngrams
+        words = _tfidf([[word_index[g] for g in _word_grams(self._token.findall(t), low, high) if g in word_index]
+                        for t in texts], m.word_idf)
+        if m.char_ngrams is None:
+            return words
+        return sparse.hstack([words, _tfidf(self._char_features(texts), m.char_idf)], format="csr")
+
+    def _char_features(self, texts: list[str]) -> list[list[int]]:
+        """Char n-gram feature indices of each text. A word's are computed once and cached: news reuses
+        words (and every title comes twice), so most words of a batch are already known."""
+        assert self.model.char_ngrams is not None
+        low, high = self.model.char_ngrams
+        index, cache = self._char_index, self._word_chars
+        if len(cache) > _WORD_CACHE_SIZE:
+            cache.clear()  # a bounded cache without bookkeeping: the common words come back at once
+        found = []
+        for text in texts:
+            features: list[int] = []
+            for word in text.split():
+                ids = cache.get(word)
+                if ids is None:
+                    ids = cache[word] = tuple(index[g] for g in _char_grams(word, low, high) if g in index)
+                features.extend(ids)
+            found.append(features)
+        return found
+
+    def _relevance(self, x: sparse.csr_matrix) -> np.ndarray:
+        """The calibrated probability: each fold's sigmoid of its decision, summed in fold order, averaged."""
+        m = self.model
+        decision = np.asarray(x @ m.relevance_coef) + m.relevance_intercept
+        total = np.zeros(x.shape[0])
+        for fold, (a, b) in enumerate(m.calibration):
+            total += _expit(-(a * decision[:, fold] + b))
+        return total / len(m.calibration)
 
     def _subtopic_probs(self, x: sparse.csr_matrix) -> np.ndarray:
-        if self.model.subtopics is None:
+        m = self.model
+        if not m.subtopic_labels:
             return np.zeros((x.shape[0], 0))
-        return np.asarray(self.model.subtopics.predict_proba(x))
+        return _expit(np.asarray(x[:, m.subtopic_columns] @ m.subtopic_coef) + m.subtopic_intercept)
 
     def _subtopics(self, probs: np.ndarray) -> tuple[str, ...]:
         if not len(probs):
@@ -523,34 +766,32 @@ class Classifier:
         chosen = [i for i in np.argsort(-probs) if probs[i] >= 0.5] or [int(np.argmax(probs))]
         return tuple(self.model.subtopic_labels[i] for i in chosen)
 
-    def _explain_row(self, row: sparse.csr_matrix, k: int) -> list[str]:
-        row = sparse.csr_matrix(row)[:, : len(self._coef)]
-        contrib = row.multiply(self._coef).tocsr()
-        order = np.argsort(-contrib.data)
-        terms = [self._names[contrib.indices[i]] for i in order if contrib.data[i] > 0]
-        readable = [t for t in terms if not all(w in ENGLISH_STOP_WORDS for w in t.split())]
-        return [_display(t) for t in _dedupe_terms(readable)[:k]]
-
-
-def _word_coefficients(model: TrainedModel) -> tuple[np.ndarray, np.ndarray]:
-    """Mean coefficients of the calibrated folds' logistic regressions, word features only."""
-    coef = np.mean([c.estimator.coef_[0] for c in model.relevance.calibrated_classifiers_], axis=0)
-    words = dict(model.features.transformer_list)["word"]
-    names = words.get_feature_names_out()
-    return coef[: len(names)], names
+    def _top_terms(self, x: sparse.csr_matrix, row: int, k: int) -> list[str]:
+        """Row ``row``'s word features by contribution (coefficient x tf-idf), highest first, skipping
+        non-positive ones, stop-word-only ones and those a higher-ranked term covers; at most k."""
+        m = self.model
+        start, end = int(x.indptr[row]), int(x.indptr[row + 1])
+        columns = x.indices[start:end]  # sorted: the word block comes first
+        words = int(np.searchsorted(columns, len(m.word_terms)))
+        contrib = x.data[start:start + words] * m.explain_coef[columns[:words]]
+        kept: list[str] = []
+        for i in np.argsort(-contrib):
+            if len(kept) >= k or contrib[i] <= 0:
+                break
+            if m.readable[columns[i]]:
+                term = m.word_terms[columns[i]]
+                if not any(_covers(other, term) for other in kept):
+                    kept.append(term)
+        return [_display(t) for t in kept]
 
 
 def _display(term: str) -> str:
     return term.replace("unitedstates", "US").replace("unitedkingdom", "UK")
 
 
-def _dedupe_terms(terms: list[str]) -> list[str]:
-    """Drop a term already covered by a higher-ranked one ('export' after 'export controls')."""
-    out: list[str] = []
-    for term in terms:
-        if not any(term in kept.split() or term == kept or kept in term.split() for kept in out):
-            out.append(term)
-    return out
+def _covers(kept: str, term: str) -> bool:
+    """Does a higher-ranked term make ``term`` redundant ('export controls' covers 'export')?"""
+    return term in kept.split() or term == kept or kept in term.split()
 
 
 def uncertain(classifier: Classifier, items: Sequence[tuple[str, str]], k: int = 20) -> list[tuple[int, float]]:
@@ -572,13 +813,20 @@ def _logit(p: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- persistence
 
 
-def save(model: TrainedModel, state_dir: Path) -> Path:
-    """Write ``state_dir/model/classifier.joblib`` and ``metadata.json``; return the model directory."""
+def sklearn_version() -> str:
+    """The installed scikit-learn's version, read without importing it."""
+    return package_metadata.version("scikit-learn")
+
+
+def save(model: TrainedModel | CompiledModel, state_dir: Path) -> Path:
+    """Write the compiled model to ``state_dir/model/classifier.joblib`` and ``metadata.json``; return the
+    model directory."""
     target = Path(state_dir) / MODEL_DIR
+    compiled = model if isinstance(model, CompiledModel) else compile_model(model)
     try:
         target.mkdir(parents=True, exist_ok=True)
         tmp = target / (MODEL_FILE + ".tmp")
-        joblib.dump(model, tmp, compress=3)
+        joblib.dump(compiled, tmp, compress=3)
         tmp.replace(target / MODEL_FILE)
         (target / META_FILE).write_text(json.dumps(model.metadata, indent=2, sort_keys=True) + "\n")
     except OSError as exc:
@@ -607,15 +855,21 @@ def load(state_dir: Path, corpus_dir: Path | None = None) -> Classifier | None:
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means: retrain
         log.warning("model %s unreadable (%s); it needs retraining", model_path, exc)
         return None
-    if not isinstance(model, TrainedModel):
-        log.warning("model %s holds %s, not a TrainedModel; it needs retraining", model_path, type(model))
+    if isinstance(model, TrainedModel):  # saved before models were compiled: unpickling it imported sklearn
+        log.info("model %s is not compiled; compiling it (save it again to load it faster)", model_path)
+    elif not isinstance(model, CompiledModel):
+        log.warning("model %s holds %s, not a CompiledModel; it needs retraining", model_path, type(model))
         return None
-    return Classifier(model)
+    try:
+        return Classifier(model)
+    except ClassifierError as exc:
+        log.warning("model %s cannot be used (%s); it needs retraining", model_path, exc)
+        return None
 
 
 def _stale_reason(meta: dict[str, Any], corpus_dir: Path | None) -> str:
-    if meta.get("sklearn_version") != sklearn.__version__:
-        return f"scikit-learn {meta.get('sklearn_version')} != {sklearn.__version__}"
+    if meta.get("sklearn_version") != sklearn_version():
+        return f"scikit-learn {meta.get('sklearn_version')} != {sklearn_version()}"
     if meta.get("corpus_hash") != corpus_hash(corpus_dir):
         return "the corpus changed"
     return ""
