@@ -38,7 +38,6 @@ from __future__ import annotations
 import functools
 import heapq
 import html
-import itertools
 import json
 import math
 import re
@@ -60,14 +59,17 @@ TITLE_BOOST = 2.0  # headline terms count this much more than summary terms
 MIN_SUMMARY_TOKENS = 8  # a summary shorter than this is treated as missing
 RARE_LOOKUPS = 6  # rarest terms of an entry used to look up candidates
 RARE_TITLE_LOOKUPS = 3  # ... and its rarest headline terms beyond those
-POSTING_CAP = 1000  # terms in more window documents than this are too common to look up
+# Candidate lookups read the postings of an entry's rarest terms, rarest first, up to this many member keys in
+# all: a term in more window documents than this is too common to be evidence of a copy, and reading such
+# postings (at random places in memory) would cost more than all the rest of the work for an entry.
+LOOKUP_BUDGET = 200
 CANDIDATES = 10  # candidate stories judged per entry (those sharing the most rare-term weight)
 MEMBERS_COMPARED = 40  # newest members of a candidate story compared one by one
 NAME_IDF = 4.0  # a capitalized headline word this rare counts as a name for the veto
 BRIDGE_SAME = COS_SAME  # an entry this similar to two stories (not by the weaker cover rule) bridges them
 MAX_BRIDGES = 2  # stories merged into the best one by one entry at most
 HEADLINE_STORY_MAX = 2  # a story of at most this many headline-only entries may join by story profile
-SCAN_BUDGET = 400  # posting entries scanned per entry at most, past its rarest term
+RECENT_ANALYSES = 1024  # analysed entries kept for add() after match(): more than a feed's batch
 
 _QUOTES = str.maketrans({c: "'" for c in "\u2018\u2019\u201a\u201b\u2032\u00b4`"} |
                         {c: '"' for c in "\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb"} |
@@ -246,6 +248,7 @@ class _Query:
     weights: dict[str, float]  # term -> IDF x headline boost
     idf: dict[str, float]  # term -> IDF
     norm: float
+    indexed: list[tuple[int, str]]  # (members mentioning it, term) for the terms in the index, rarest first
 
 
 class _Member:
@@ -545,8 +548,9 @@ class StoryIndex:
         # (most stories are one entry: its vocabulary is its own terms, see _vocab)
         self._story_terms: dict[int, Counter[str]] = {}
         self._newest: datetime | None = None
-        self._last: tuple[str, str, _Features] | None = None  # match() then add() reuse
-        self._last_query: _Query | None = None
+        # The pipeline matches a feed's new entries, commits, then adds them: the analyses of the batch are
+        # kept for add() (and a re-sent entry), with the weights they were matched with.
+        self._recent: dict[tuple[str, str], _Query] = {}
 
     def __len__(self) -> int:
         return len(self._members)
@@ -555,14 +559,15 @@ class StoryIndex:
 
     def match(self, title: str, summary: str, when: datetime) -> StoryMatch | None:
         """The best story within the window that this entry is a copy of, or None for a new story."""
-        return self._best(self._query(self._analyse(title, summary)), when)
+        return self._best(self._analyse(title, summary), when)
 
     def add(self, entry_key: int, story_id: int, title: str, summary: str, when: datetime) -> None:
         """Remember an entry as a member of ``story_id``; evicts members older than the window."""
         if entry_key in self._members:
             self._remove(entry_key)
-        feats = self._analyse(title, summary)
-        member = _Member(entry_key, story_id, when, feats, self._query(feats).norm)
+        q = self._analyse(title, summary)
+        feats = q.features
+        member = _Member(entry_key, story_id, when, feats, q.norm)
         self._members[entry_key] = member
         self._story_of[entry_key] = story_id
         self._log_total = math.log(len(self._members) + self._prior_n + 1)
@@ -659,12 +664,14 @@ class StoryIndex:
             members = self._members
             posting[:] = [k for k in dict.fromkeys(posting) if k in members]
 
-    def _analyse(self, title: str, summary: str) -> _Features:
-        if self._last is not None and self._last[0] == title and self._last[1] == summary:
-            return self._last[2]
-        feats = _features(title, summary)
-        self._last = (title, summary, feats)
-        return feats
+    def _analyse(self, title: str, summary: str) -> _Query:
+        key = (title, summary)
+        q = self._recent.get(key)
+        if q is None:
+            if len(self._recent) >= RECENT_ANALYSES:
+                self._recent.clear()
+            q = self._recent[key] = self._query(_features(title, summary))
+        return q
 
     def _vocab(self, story: int) -> Counter[str] | frozenset[str]:
         """Every term the story's members mention."""
@@ -680,15 +687,24 @@ class StoryIndex:
         return self._log_total + 1.0 - math.log(df + 1)
 
     def _query(self, feats: _Features) -> _Query:
-        if self._last_query is not None and self._last_query.features is feats:
-            return self._last_query
-        # _idf inlined: this runs for every term of every new entry
-        top, df, prior, log = self._log_total + 1.0, self._df.get, self._prior_df.get, math.log
-        idf = {t: top - log(df(t, 0) + prior(t, 0) + 1) for t in feats.terms}
+        # _idf inlined; the live counts are read once, for the IDF and for the candidate lookups
+        top, get_df, prior, log = self._log_total + 1.0, self._df.get, self._prior_df.get, math.log
         title = feats.title
-        weights = {t: w * TITLE_BOOST if t in title else w for t, w in idf.items()}
-        self._last_query = _Query(feats, weights, idf, math.sqrt(sum(w * w for w in weights.values())))
-        return self._last_query
+        idf: dict[str, float] = {}
+        weights: dict[str, float] = {}
+        indexed: list[tuple[int, str]] = []
+        square_sum = 0.0
+        for t in feats.terms:  # one pass: this runs for every term of every new entry
+            n = get_df(t, 0)
+            if n:
+                indexed.append((n, t))
+            w = idf[t] = top - log(n + prior(t, 0) + 1)
+            if t in title:
+                w *= TITLE_BOOST
+            weights[t] = w
+            square_sum += w * w
+        indexed.sort()
+        return _Query(feats, weights, idf, math.sqrt(square_sum), indexed)
 
     def _similarity(self, q: _Query, member: _Member) -> tuple[float, float]:
         """Summary containment and weighted cosine of a new entry and a member. The cosine is skipped when
@@ -807,10 +823,8 @@ class StoryIndex:
                    _containment(feats.shingles, members[k].shingles) >= TEXT_SAME for k in keys)
 
     def _candidates(self, q: _Query) -> set[int]:
-        """Stories sharing the entry's rarest terms: the ``CANDIDATES`` sharing the most of them (the rarest
-        first among equals)."""
-        feats, df, postings = q.features, self._df, self._postings
-        sized = sorted((df[t], t) for t in feats.terms if t in df)
+        """Stories sharing the entry's rarest terms: at most ``CANDIDATES``, those sharing the most of them."""
+        feats, postings, sized = q.features, self._postings, q.indexed
         # the rarest terms overall, and the rarest headline terms too: a summary full of terms that only one
         # story mentions would otherwise hide the other stories that share the headline
         lookups = sized[:RARE_LOOKUPS]
@@ -819,25 +833,28 @@ class StoryIndex:
         groups: list[set[int | None]] = []  # per lookup term, the stories of its posting
         get_story, scanned = self._story_of.get, 0
         for size, term in lookups:
-            # past the rarest term, the lookups stop at a budget: terms that common are no evidence of a copy,
-            # and scanning their postings would cost more than all the rest of the work for an entry
-            if size > POSTING_CAP or (scanned and scanned + size > SCAN_BUDGET):
+            if scanned + size > LOOKUP_BUDGET:
                 continue
             scanned += size
             stories = set(map(get_story, postings[term]))
             stories.discard(None)  # keys of removed members, left in lazily cleaned postings
             groups.append(stories)
-        if len(groups) == 1:  # one term: every story shares just as much of it
-            return {s for s in itertools.islice(groups[0], CANDIDATES) if s is not None} | same_text
         shared: Counter[int | None] = Counter()  # story -> lookup terms it shares; counted in C
         for group in groups:
             shared.update(group)
         if len(shared) <= CANDIDATES:
             found = set(shared)
         else:
+            # The stories that share two or more of the rare terms, most first; then, rarest term first, the
+            # stories that share just that term, when they all fit. Beyond CANDIDATES a pick among them would
+            # be blind, and a term with that many one-term hits is not distinctive enough to find a copy by.
             several = [s for s, n in shared.items() if n > 1]
             found = set(heapq.nlargest(CANDIDATES, several, key=shared.__getitem__))
-            found.update(itertools.islice((s for s in shared if s not in found), CANDIDATES - len(found)))
+            for group in groups:
+                alone = group - found
+                if len(found) + len(alone) > CANDIDATES:
+                    break
+                found |= alone
         return {s for s in found if s is not None} | same_text
 
     def _best(self, q: _Query, when: datetime) -> StoryMatch | None:
