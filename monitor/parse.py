@@ -20,6 +20,7 @@ import feedparser
 from .errors import ParseError
 from .identity import canonical_url, entry_guid
 from .models import Entry
+from .stories import StoryFeatures, analyse
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ class ParsedFeed:
     ttl_s: float | None  # the feed's own hint of how often to poll (RSS <ttl>, sy:updatePeriod)
     warning: str | None  # feedparser's complaint about malformed XML, when entries were still found
     known: int = 0  # entries skipped before normalization because the store already has them
+    # story-index features of each entry (stories.analyse), computed here so that a parser process does it
+    story_features: tuple[StoryFeatures, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,8 @@ def parse_feed(content: bytes, headers: dict[str, str], url: str, feed_id: int, 
             log.warning("feed %r: skipped entry #%d: %s: %s", feed_name, index, type(exc).__name__, exc)
     warning = _bozo_reason(result, content) if result.bozo else None
     return ParsedFeed(title=clean_text(result.feed.get("title", "")), entries=tuple(entries), skipped=skipped,
-                      ttl_s=_ttl_hint(result.feed), warning=warning, known=known)
+                      ttl_s=_ttl_hint(result.feed), warning=warning, known=known,
+                      story_features=tuple(analyse(e.title, e.summary) for e in entries))
 
 
 def _quick_key(raw: Any) -> str | None:

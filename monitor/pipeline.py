@@ -285,6 +285,8 @@ class Pipeline:
             log.info("feed %r: moved permanently to %s (feeds.yaml may be updated to the new address)",
                      feed.name, result.final_url)
             self.store.move_feed(feed.id, result.final_url)
+        for entry, features in zip(parsed.entries, parsed.story_features, strict=False):
+            self.index.prime(entry.title, entry.summary, features)
         new_entries = self._store_entries(feed, parsed.entries, now, stats)
         stats.entries_known += parsed.known
         if info.last_ok_at is None:

@@ -41,6 +41,7 @@ import html
 import json
 import math
 import re
+import sys
 import unicodedata
 import zlib
 from array import array
@@ -69,7 +70,7 @@ NAME_IDF = 4.0  # a capitalized headline word this rare counts as a name for the
 BRIDGE_SAME = COS_SAME  # an entry this similar to two stories (not by the weaker cover rule) bridges them
 MAX_BRIDGES = 2  # stories merged into the best one by one entry at most
 HEADLINE_STORY_MAX = 2  # a story of at most this many headline-only entries may join by story profile
-RECENT_ANALYSES = 1024  # analysed entries kept for add() after match(): more than a feed's batch
+RECENT_ANALYSES = 256  # analysed entries kept for add() after match(): a feed's batch, usually
 
 _QUOTES = str.maketrans({c: "'" for c in "\u2018\u2019\u201a\u201b\u2032\u00b4`"} |
                         {c: '"' for c in "\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb"} |
@@ -239,6 +240,29 @@ class _Features:
     def __post_init__(self) -> None:
         object.__setattr__(self, "terms", self.title | self.body)
 
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        # Parser processes analyse entries and send the features back: as a few strings and one bytes object
+        # they unpickle several times faster than as frozensets (terms never contain spaces).
+        return _unpack_features, (" ".join(self.title), " ".join(self.body), " ".join(self.numbers),
+                                  " ".join(self.names), " ".join(self.stages), tuple(self.roles),
+                                  array("I", self.shingles).tobytes(), self.exact)
+
+
+def _unpack_features(title: str, body: str, numbers: str, names: str, stages: str,
+                     roles: tuple[tuple[str, str], ...], shingles: bytes, exact: int) -> _Features:
+    hashes = array("I")
+    hashes.frombytes(shingles)
+    # interned: the index then holds one string per term, not one per term per entry
+    return _Features(_interned(title), _interned(body), frozenset(numbers.split()), _interned(names),
+                     frozenset(stages.split()), frozenset(roles), frozenset(hashes), exact)
+
+
+def _interned(words: str) -> frozenset[str]:
+    return frozenset(map(sys.intern, words.split()))
+
+
+StoryFeatures = _Features  # what the parser processes hand to StoryIndex.prime (see analyse)
+
 
 @dataclass(frozen=True)
 class _Query:
@@ -246,7 +270,6 @@ class _Query:
 
     features: _Features
     weights: dict[str, float]  # term -> IDF x headline boost
-    idf: dict[str, float]  # term -> IDF
     norm: float
     indexed: list[tuple[int, str]]  # (members mentioning it, term) for the terms in the index, rarest first
 
@@ -268,7 +291,7 @@ class _Member:
         self.names: tuple[str, ...] = tuple(feats.names)
         self.stages: tuple[str, ...] = tuple(feats.stages)
         self.roles: tuple[tuple[str, str], ...] = tuple(feats.roles)
-        self.shingles = array("q", feats.shingles)
+        self.shingles = array("I", feats.shingles)
 
     @property
     def terms(self) -> tuple[str, ...]:
@@ -423,11 +446,17 @@ def _terms(words: Iterable[str]) -> frozenset[str]:
 
 
 def _trigrams(words: list[str]) -> frozenset[int]:
-    """Hashed word trigrams (:func:`shingles`) of a token list. Python's own hash of the word tuple: the
-    index lives in one process and is rebuilt at start, so the per-process salt does not matter."""
+    """CRC-32 of the word trigrams (:func:`shingles`) of a token list: the same in every process, since
+    parser processes analyse entries too. (Mapped builtins only: no Python-level loop per trigram.)"""
     if len(words) <= SHINGLE_N:
-        return frozenset({hash(tuple(words))}) if words else frozenset()
-    return frozenset(map(hash, zip(words, words[1:], words[2:])))
+        return frozenset({zlib.crc32(" ".join(words).encode())}) if words else frozenset()
+    return frozenset(map(zlib.crc32, map(str.encode, map(" ".join, zip(words, words[1:], words[2:])))))
+
+
+def analyse(title: str, summary: str) -> StoryFeatures:
+    """The features the index compares an entry by; computed in the parser processes and handed to
+    :meth:`StoryIndex.prime`, so that the one thread that matches and stores does not compute them."""
+    return _features(title, summary)
 
 
 def _features(title: str, summary: str) -> _Features:
@@ -551,6 +580,7 @@ class StoryIndex:
         # The pipeline matches a feed's new entries, commits, then adds them: the analyses of the batch are
         # kept for add() (and a re-sent entry), with the weights they were matched with.
         self._recent: dict[tuple[str, str], _Query] = {}
+        self._primed: dict[tuple[str, str], _Features] = {}  # analysed elsewhere (prime), not yet matched
 
     def __len__(self) -> int:
         return len(self._members)
@@ -664,13 +694,20 @@ class StoryIndex:
             members = self._members
             posting[:] = [k for k in dict.fromkeys(posting) if k in members]
 
+    def prime(self, title: str, summary: str, features: StoryFeatures) -> None:
+        """Hand over the features of an entry about to be matched, computed elsewhere with :func:`analyse`."""
+        if len(self._primed) >= RECENT_ANALYSES:
+            self._primed.clear()
+        self._primed[(title, summary)] = features
+
     def _analyse(self, title: str, summary: str) -> _Query:
         key = (title, summary)
         q = self._recent.get(key)
         if q is None:
             if len(self._recent) >= RECENT_ANALYSES:
                 self._recent.clear()
-            q = self._recent[key] = self._query(_features(title, summary))
+            feats = self._primed.pop(key, None) or _features(title, summary)
+            q = self._recent[key] = self._query(feats)
         return q
 
     def _vocab(self, story: int) -> Counter[str] | frozenset[str]:
@@ -687,10 +724,9 @@ class StoryIndex:
         return self._log_total + 1.0 - math.log(df + 1)
 
     def _query(self, feats: _Features) -> _Query:
-        # _idf inlined; the live counts are read once, for the IDF and for the candidate lookups
+        # _idf inlined; the live counts are read once, for the weights and for the candidate lookups
         top, get_df, prior, log = self._log_total + 1.0, self._df.get, self._prior_df.get, math.log
         title = feats.title
-        idf: dict[str, float] = {}
         weights: dict[str, float] = {}
         indexed: list[tuple[int, str]] = []
         square_sum = 0.0
@@ -698,13 +734,13 @@ class StoryIndex:
             n = get_df(t, 0)
             if n:
                 indexed.append((n, t))
-            w = idf[t] = top - log(n + prior(t, 0) + 1)
+            w = top - log(n + prior(t, 0) + 1)
             if t in title:
                 w *= TITLE_BOOST
             weights[t] = w
             square_sum += w * w
         indexed.sort()
-        return _Query(feats, weights, idf, math.sqrt(square_sum), indexed)
+        return _Query(feats, weights, math.sqrt(square_sum), indexed)
 
     def _similarity(self, q: _Query, member: _Member) -> tuple[float, float]:
         """Summary containment and weighted cosine of a new entry and a member. The cosine is skipped when
