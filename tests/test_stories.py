@@ -243,3 +243,38 @@ def test_merge_stories_keeps_the_older_pending_alert(tmp_path: Path) -> None:
         store.merge_stories(keep, gone)
     assert [r.alert.id for r in store.alerts()] == [older]
     store.close()
+
+
+def test_features_from_a_parser_process_decide_like_local_ones() -> None:
+    """Parser processes send stories.analyse() results through pickle; an index primed with them must decide
+    exactly as one that analyses the text itself (same terms, same trigram hashes, one string per term)."""
+    import pickle
+    import sys
+    from concurrent.futures import ProcessPoolExecutor
+
+    from monitor.stories import analyse
+
+    items = [("US puts Huawei on trade blacklist - Reuters", WIRE),
+             ("America blacklists Huawei and 70 affiliates", "By Jane Doe (Reuters) - " + WIRE),
+             ("US adds YMTC and 35 other Chinese firms to Entity List",
+              "The Commerce Department added memory maker Yangtze Memory Technologies and 35 other Chinese "
+              "entities to its trade blacklist."),
+             ("Huawei barred from buying US parts without approval | SCMP", WIRE.split(",")[0] + ". Read more")]
+    with ProcessPoolExecutor(max_workers=1) as pool:  # another process: another string-hash salt
+        remote = list(pool.map(analyse, *zip(*items, strict=True)))
+    assert remote == [analyse(t, s) for t, s in items]
+    assert remote == [pickle.loads(pickle.dumps(f)) for f in remote]
+    assert all(term is sys.intern(term) for f in remote for term in f.terms)
+
+    local, primed = StoryIndex(), StoryIndex()
+    decisions = []
+    for i, ((title, summary), features) in enumerate(zip(items, remote, strict=True)):
+        when = T0 + timedelta(hours=i)
+        primed.prime(title, summary, features)
+        a, b = local.match(title, summary, when), primed.match(title, summary, when)
+        assert a == b
+        decisions.append(a)
+        story = a.story_id if a else 100 + i
+        local.add(i, story, title, summary, when)
+        primed.add(i, story, title, summary, when)
+    assert decisions[0] is None and decisions[1] is not None and decisions[3] is not None
