@@ -192,6 +192,16 @@ class Meter:
 
 # -- contenders (each runs in its own process) -------------------------------------------------------------
 
+def _train_model(state_dir: Path) -> None:
+    sys.path.insert(0, str(ROOT))
+    from monitor.app import train_and_save
+    from monitor.store import Store
+
+    store = Store.open(state_dir)
+    train_and_save(state_dir, store)
+    store.close()
+
+
 def run_monitor(base: str, feeds: int, work: Path, classifier: bool, cluster: bool = True) -> list[dict[str, float]]:
     sys.path.insert(0, str(ROOT))
     import yaml
@@ -214,7 +224,11 @@ def run_monitor(base: str, feeds: int, work: Path, classifier: bool, cluster: bo
         {"url": f"{base}/feed{i}.xml", "name": f"Outlet {i}"} for i in range(feeds)]}))
     shutil.copy(ROOT / "config" / "watchlists" / "us-china-tech-security.yaml", config / "watchlists")
     (config / "watchlists" / "bench-keywords.yaml").write_text(KEYWORD_WATCHLIST)
-    app = open_app(config / "monitor.yaml", work / "state", with_scorer=classifier)  # trains if enabled
+    if classifier:  # trained in another process, as `monitor train` would: the daemon only loads the model
+        train = multiprocessing.get_context("spawn").Process(target=_train_model, args=(work / "state",))
+        train.start()
+        train.join()
+    app = open_app(config / "monitor.yaml", work / "state", with_scorer=classifier)
     meter = Meter()
     ready_mb = _rss_mb()  # after imports, configuration, database and model: the daemon's resting size
     out = []
