@@ -75,6 +75,7 @@ class Entry:
     author: str | None = None
     tags: tuple[str, ...] = ()
     feed_tags: tuple[str, ...] = ()
+    canonical_link: str | None = None  # identity.canonical_url(link), when the parser computed it already
 
 
 @dataclass(frozen=True)

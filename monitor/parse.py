@@ -139,7 +139,7 @@ def normalize_entry(raw: Any, feed_id: int, feed_name: str, feed_tags: tuple[str
     return Entry(feed_id=feed_id, feed_name=feed_name, guid=entry_guid(raw.get("id"), link, title, summary),
                  link=link, title=title or summary[:120], summary=summary, published=published,
                  published_known=known, author=clean_text(raw.get("author", "")) or None, tags=tags,
-                 feed_tags=feed_tags)
+                 feed_tags=feed_tags, canonical_link=canonical_url(link))
 
 
 def _summary_html(raw: Any) -> str:

@@ -404,7 +404,8 @@ class Pipeline:
         return len(fresh)
 
     def _store_entry(self, entry: Entry, now: datetime, pending: _Pending) -> None:
-        canonical = canonical_url(entry.link)
+        # computed by the parser process when there is one: this thread is a first cycle's bottleneck
+        canonical = entry.canonical_link if entry.canonical_link is not None else canonical_url(entry.link)
         same_url = self.store.entry_by_canonical_url(canonical)
         if same_url is not None:
             self.store.insert_entry(entry, canonical, now, same_url["story_id"], 1.0, duplicate_of=same_url["id"])
