@@ -10,7 +10,8 @@ Decision rule (chosen by measurement on ``bench/data``; see ``bench/bench_dedup.
   Beijing/China/Chinese, ...), headline terms counting double. Terms are weighted by IDF over the documents of
   the window plus a fixed prior from the corpus shipped with the package, so a shared rare term ("Entity
   List", "toolmakers", "high-bandwidth memory", "140") weighs far more than "China" or "US";
-* candidates are the stories of the members that share one of the entry's rarest terms (inverted index);
+* candidates are the stories of the members that share the entry's rarest terms (inverted index, at most
+  ``LOOKUP_BUDGET`` posting keys read; see :meth:`StoryIndex._candidates`);
 * an entry joins a candidate story when, against the story as a whole (its best-matching member, and the
   vocabulary of all its members):
 
@@ -30,7 +31,9 @@ Decision rule (chosen by measurement on ``bench/data``; see ``bench/bench_dedup.
 Entries are matched and indexed at :func:`story_time` (published, capped at first seen), live and on rebuild.
 
 The index is pure and in memory; the store rebuilds it at start by calling :meth:`StoryIndex.add` for the
-entries inside the window. Memory is bounded by the window: members older than it are evicted.
+entries inside the window. Memory is bounded by the window: members older than it are evicted. Members are
+stored compactly (:class:`_Member`, about 3 KB each), and the text features can be computed elsewhere
+(:func:`analyse` in the parser processes, handed over with :meth:`StoryIndex.prime`).
 """
 
 from __future__ import annotations
