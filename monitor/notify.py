@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import unquote
 
 import apprise
@@ -63,15 +64,13 @@ def redact(url: str) -> str:
         source = url[len(CONFIG_PREFIX):]
         # a local file's path is no secret; a remote configuration's URL may carry credentials
         return CONFIG_PREFIX + redact(source) if "://" in source else url
-    scheme, sep, rest = url.partition("://")
-    if not sep:
+    parts = _split_url(url)
+    if parts is None:
         return "***"  # not a URL at all: it could be anything, a pasted token included
-    if not _SCHEME.fullmatch(scheme):
-        scheme = "***"
-    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
-    _, at, host = authority.rpartition("@")
+    scheme = parts.scheme if _SCHEME.fullmatch(parts.scheme) else "***"
+    host = parts.host
     shown = host if not host or _looks_like_host(host) else "***"
-    return f"{scheme}://{'***@' if at else ''}{shown}"
+    return f"{scheme}://{'***@' if parts.has_userinfo else ''}{shown}"
 
 
 def scrub(text: str, urls: Iterable[str]) -> str:
@@ -92,6 +91,25 @@ _REQUEST_PATH = re.compile(r"(\burl: )/\S*")
 _MIN_SECRET = 3  # shorter pieces would mask ordinary words of the reason; URLs in it are redacted anyway
 
 
+class _UrlParts(NamedTuple):
+    scheme: str
+    userinfo: str
+    has_userinfo: bool  # an "@" in the authority, even with nothing before it
+    host: str  # with its port, if any
+    rest: str  # path, query and fragment
+
+
+def _split_url(url: str) -> _UrlParts | None:
+    """Split a notification URL by hand: apprise URLs often put tokens where a host or port would be, which
+    urllib's parser rejects or mangles. None when ``url`` has no ``scheme://``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return None
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    userinfo, at, host = authority.rpartition("@")
+    return _UrlParts(scheme, userinfo, bool(at), host, rest[len(authority):])
+
+
 def _looks_like_host(authority_host: str) -> bool:
     """A host name, an IPv4 or a bracketed IPv6 address, with an optional port."""
     host = re.sub(r":\d+$", "", authority_host)
@@ -104,16 +122,13 @@ def _secret_pieces(url: str) -> set[str]:
         url = url[len(CONFIG_PREFIX):]
         if "://" not in url:
             return set()
-    _, sep, rest = url.partition("://")
-    if not sep:
+    parts = _split_url(url)
+    if parts is None:
         return {url, *url.split()}
-    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
-    after = rest[len(authority):]
-    userinfo, at, host = authority.rpartition("@")
-    pieces = [userinfo, *userinfo.split(":")] if at else []
-    if not _looks_like_host(host):
-        pieces += [host, *host.split(":")]
-    path, _, query = after.partition("?")
+    pieces = [parts.userinfo, *parts.userinfo.split(":")] if parts.has_userinfo else []
+    if not _looks_like_host(parts.host):
+        pieces += [parts.host, *parts.host.split(":")]
+    path, _, query = parts.rest.partition("?")
     pieces += re.split(r"[/#]", path)
     pieces += [item.partition("=")[2] or item for item in re.split(r"[&#]", query)]
     decoded = [unquote(piece) for piece in pieces]

@@ -290,7 +290,7 @@ class Store:
             [entry.feed_id, entry.guid, canonical or None, entry.link, entry.title, entry.summary, entry.author,
              json.dumps(list(entry.tags)), ts(entry.published), int(entry.published_known), ts(now), story_id,
              similarity, duplicate_of])
-        return int(cursor.lastrowid or 0)
+        return _inserted_id(cursor)
 
     def entries_since(self, since: datetime) -> Iterator[dict[str, Any]]:
         """Lead and member entries first seen after ``since`` (to rebuild the story index at start)."""
@@ -311,7 +311,7 @@ class Store:
             "last_seen_at, size, sources, alertable) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
             [entry_id, entry.title, entry.link, entry.summary, entry.feed_name, ts(entry.published), ts(now),
              ts(now), json.dumps([entry.feed_name]), int(alertable)])
-        story_id = int(cursor.lastrowid or 0)
+        story_id = _inserted_id(cursor)
         self.db.execute("UPDATE entries SET story_id = ? WHERE id = ?", [story_id, entry_id])
         return story_id
 
