@@ -12,8 +12,8 @@ import re
 import signal
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from html.parser import HTMLParser
 from typing import Any
+from urllib.parse import urljoin
 
 import feedparser
 
@@ -84,8 +84,9 @@ def parse_feed(content: bytes, headers: dict[str, str], url: str, feed_id: int, 
             raise ParseError(f"feed {feed_name!r}: refused: the document declares XML entities "
                              f"(a possible entity-expansion attack)")
         content = content[:dtd.start()] + content[dtd.end():]
-    parsed_headers = dict(headers)
-    parsed_headers.setdefault("content-location", url)
+    # Without a base URI feedparser skips resolving every relative URI of the document (a third of its
+    # time on a typical feed); the one URI we use, each entry's link, is resolved in _entry_link instead.
+    parsed_headers = {k: v for k, v in headers.items() if k.lower() != "content-location"}
     try:
         # We keep plain text only (clean_text), so feedparser's HTML sanitizer and relative-URI rewriting
         # of content would be wasted work: together they are ~3/4 of its CPU time on a typical feed.
@@ -97,11 +98,11 @@ def parse_feed(content: bytes, headers: dict[str, str], url: str, feed_id: int, 
         raise ParseError(f"feed {feed_name!r}: not a feed ({_bozo_reason(result, content)})")
     entries, skipped, known = [], 0, 0
     for index, raw in enumerate(result.entries):
-        if skip_guids and _quick_key(raw) in skip_guids:
+        if skip_guids and _quick_key(raw, url) in skip_guids:
             known += 1
             continue
         try:
-            entries.append(normalize_entry(raw, feed_id, feed_name, feed_tags, now))
+            entries.append(normalize_entry(raw, feed_id, feed_name, feed_tags, now, url))
         except Exception as exc:  # one broken entry is skipped, not the feed
             skipped += 1
             log.warning("feed %r: skipped entry #%d: %s: %s", feed_name, index, type(exc).__name__, exc)
@@ -111,13 +112,21 @@ def parse_feed(content: bytes, headers: dict[str, str], url: str, feed_id: int, 
                       story_features=tuple(analyse(e.title, e.summary) for e in entries))
 
 
-def _quick_key(raw: Any) -> str | None:
+def _quick_key(raw: Any, base: str) -> str | None:
     """The entry's identity when it can be had without normalizing its text (GUID or link)."""
     raw_id = raw.get("id")
     if raw_id and str(raw_id).strip():
         return str(raw_id).strip()
-    link = (raw.get("link") or "").strip()
+    link = _entry_link(raw, base)
     return canonical_url(link) if link else None
+
+
+def _entry_link(raw: Any, base: str) -> str:
+    """The entry's link, made absolute against the feed's URL (xml:base is already applied by feedparser)."""
+    link = (raw.get("link") or "").strip()
+    if link and "://" not in link[:12]:
+        return urljoin(base, link)
+    return link
 
 
 def _bozo_reason(result: Any, content: bytes) -> str:
@@ -128,10 +137,11 @@ def _bozo_reason(result: Any, content: bytes) -> str:
     return f"{type(exc).__name__}: {exc}" if exc else "no feed version recognised"
 
 
-def normalize_entry(raw: Any, feed_id: int, feed_name: str, feed_tags: tuple[str, ...], now: datetime) -> Entry:
+def normalize_entry(raw: Any, feed_id: int, feed_name: str, feed_tags: tuple[str, ...], now: datetime,
+                    base: str = "") -> Entry:
     title = clean_text(raw.get("title", ""))
     summary = clean_text(_summary_html(raw))[:MAX_SUMMARY_CHARS]
-    link = (raw.get("link") or "").strip()
+    link = _entry_link(raw, base)
     if not title and not summary:
         raise ValueError("entry has neither title nor summary")
     published, known = _published(raw, now)
@@ -175,29 +185,13 @@ def _ttl_hint(feed: Any) -> float | None:
     return None
 
 
-class _TextExtractor(HTMLParser):
-    _BLOCK = {"p", "br", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote"}
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag: str, attrs: Any) -> None:
-        if tag in ("script", "style"):
-            self._skip += 1
-        elif tag in self._BLOCK:
-            self.parts.append(" ")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("script", "style") and self._skip:
-            self._skip -= 1
-        elif tag in self._BLOCK:
-            self.parts.append(" ")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self.parts.append(data)
+# HTML -> text with three regular expressions (C speed; HTMLParser cost 3x as much, ~3 s of CPU per
+# 50,000 entries). Same output as an HTMLParser-based extractor on every summary of our real-feed snapshots:
+# script/style content dropped (to the end when unclosed), block tags become a space, other tags, comments
+# and CDATA vanish; a "<" not followed by a tag name is text. Quoted attribute values may hold ">".
+_SKIPPED = re.compile(r"<(script|style)\b.*?(?:</\1\s*>|\Z)", re.DOTALL | re.IGNORECASE)
+_BLOCK_TAG = re.compile(r"</?(?:p|br|div|li|tr|h[1-6]|blockquote)\b(?:[^\"'>]|\"[^\"]*\"|'[^']*')*>", re.IGNORECASE)
+_ANY_TAG = re.compile(r"<(?:!--.*?--|!\[CDATA\[.*?\]\]|[!?/]?[a-zA-Z](?:[^\"'>]|\"[^\"]*\"|'[^']*')*)>", re.DOTALL)
 
 
 def clean_text(value: str) -> str:
@@ -205,10 +199,8 @@ def clean_text(value: str) -> str:
     if not value:
         return ""
     text = str(value)
-    if "<" in text or "&" in text:
-        extractor = _TextExtractor()
-        extractor.feed(text)
-        extractor.close()
-        text = "".join(extractor.parts)
-        text = html.unescape(text)  # feeds often escape entities twice (&amp;#8217;)
+    if "<" in text:
+        text = _ANY_TAG.sub("", _BLOCK_TAG.sub(" ", _SKIPPED.sub(" ", text)))
+    if "&" in text:
+        text = html.unescape(html.unescape(text))  # feeds often escape entities twice (&amp;#8217;)
     return " ".join(text.split())

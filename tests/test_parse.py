@@ -62,3 +62,16 @@ def test_non_feeds_raise_parse_error_with_reason(body: bytes, reason: str) -> No
 def test_clean_text_decodes_double_escaped_entities_and_folds_space() -> None:
     assert clean_text("Beijing&amp;#8217;s  <i>new</i>\n rules") == "Beijing\u2019s new rules"
     assert clean_text("plain") == "plain"
+
+
+@pytest.mark.parametrize(("html_text", "text"), [
+    ("<p>one</p><p>two</p>", "one two"),  # block tags separate words
+    ("in<b>line</b> tags", "inline tags"),  # inline tags do not
+    ("a < b and c > d", "a < b and c > d"),  # a "<" that opens no tag is text
+    ("<a title='x>y' href=\"/z\">link</a> text", "link text"),  # ">" inside a quoted attribute value
+    ("<!-- note --> after <![CDATA[hidden]]>", "after"),
+    ("keep<style>p {x: 1}</style> this<script>bad()", "keep this"),  # unclosed script: dropped to the end
+    ("&lt;b&gt;escaped markup&lt;/b&gt;", "<b>escaped markup</b>"),  # escaped markup is text, not a tag
+])
+def test_clean_text_edge_cases(html_text: str, text: str) -> None:
+    assert clean_text(html_text) == text
