@@ -267,27 +267,46 @@ def _interned(words: str) -> frozenset[str]:
 StoryFeatures = _Features  # what the parser processes hand to StoryIndex.prime (see analyse)
 
 
-@dataclass(frozen=True)
 class _Query:
-    """A new entry's features with its term weights under the IDF of the moment it is matched."""
+    """A new entry's features, the document frequency of those of its terms in the index (for the candidate
+    lookups), and, once it has a candidate to be judged against, its term weights under the IDF of that
+    moment (:meth:`StoryIndex._weigh`): most entries have no candidate and never need them."""
 
-    features: _Features
-    weights: dict[str, float]  # term -> IDF x headline boost
-    norm: float
-    indexed: list[tuple[int, str]]  # (members mentioning it, term) for the terms in the index, rarest first
+    __slots__ = ("features", "indexed", "weights", "norm")
+
+    def __init__(self, features: _Features, indexed: list[tuple[int, str]]) -> None:
+        self.features = features
+        self.indexed = indexed  # (members mentioning it, term) for the terms in the index, rarest first
+        self.weights: dict[str, float] = {}  # term -> IDF x headline boost; empty until weighed
+        self.norm = -1.0  # -1: not weighed yet
+
+
+class _Term:
+    """What the index knows of one term: how many live members mention it, its count in the corpus prior,
+    and the keys of the members that mention it (in the order added; removal is lazy, see
+    :meth:`StoryIndex._forget_term`). One object per term, so that each term of a new entry costs one dict
+    lookup (memory latency, not arithmetic, is what the per-entry work costs)."""
+
+    __slots__ = ("live", "prior", "posting")
+
+    def __init__(self, prior: int = 0) -> None:
+        self.live = 0
+        self.prior = prior
+        self.posting: list[int] = []
 
 
 class _Member:
     """An indexed entry, stored compactly: the window holds tens of thousands of them, so the term sets are
     tuples (one pointer per term, the term strings are shared) and the summary trigrams an array of hashes.
-    The weights are not stored: they are computed from the current IDF when compared; only the norm is kept,
-    from the IDF of the moment the entry was added (the window drifts slowly)."""
+    The weights are not stored: they are computed from the current IDF when compared; the norm is computed
+    the first time the member is compared and then kept (the window drifts slowly)."""
 
     __slots__ = ("key", "story_id", "when", "title", "body", "numbers", "names", "stages", "roles", "shingles",
                  "exact", "norm")
 
-    def __init__(self, key: int, story_id: int, when: datetime, feats: _Features, norm: float) -> None:
-        self.key, self.story_id, self.when, self.exact, self.norm = key, story_id, when, feats.exact, norm
+    def __init__(self, key: int, story_id: int, when: datetime, feats: _Features) -> None:
+        self.key, self.story_id, self.when, self.exact = key, story_id, when, feats.exact
+        self.norm = -1.0  # not computed yet: most members are never compared (StoryIndex._norm)
         self.title: tuple[str, ...] = tuple(feats.title)
         self.body: tuple[str, ...] = tuple(feats.body - feats.title)  # a term in both counts as headline
         self.numbers: tuple[str, ...] = tuple(feats.numbers)
@@ -564,15 +583,13 @@ class StoryIndex:
 
     def __init__(self, window: timedelta = timedelta(hours=72), use_prior: bool = True) -> None:
         self.window = window
-        self._prior_n, self._prior_df = _prior() if use_prior else (0, Counter())
+        self._prior_n, prior_df = _prior() if use_prior else (0, Counter())
         self._members: dict[int, _Member] = {}
         self._story_of: dict[int, int] = {}  # member key -> story id (a plain dict: the hot lookup)
         # idf(t) = log(N + prior_n + 1) - log(df(t) + 1) + 1, df = live documents + the prior's
         self._log_total = math.log(self._prior_n + 1)
-        self._df: dict[str, int] = {}  # term -> live members mentioning it
-        # term -> member keys, in the order added. Removal is lazy (the key stays until the list is mostly
-        # dead, see _forget_term): eviction would otherwise search and shift long lists of common terms.
-        self._postings: dict[str, list[int]] = {}
+        # every term of the prior or of a live member (document frequencies and postings, see _Term)
+        self._terms: dict[str, _Term] = {term: _Term(n) for term, n in prior_df.items()}
         self._exact: dict[int, list[int]] = {}  # normalized-text hash -> member keys
         self._heap: list[tuple[datetime, int]] = []
         self._story_members: dict[int, list[int]] = {}  # member keys, oldest (the lead) first
@@ -598,20 +615,18 @@ class StoryIndex:
         """Remember an entry as a member of ``story_id``; evicts members older than the window."""
         if entry_key in self._members:
             self._remove(entry_key)
-        q = self._analyse(title, summary)
-        feats = q.features
-        member = _Member(entry_key, story_id, when, feats, q.norm)
+        feats = self._analyse(title, summary).features
+        member = _Member(entry_key, story_id, when, feats)
         self._members[entry_key] = member
         self._story_of[entry_key] = story_id
         self._log_total = math.log(len(self._members) + self._prior_n + 1)
-        df, postings = self._df, self._postings
+        terms = self._terms
         for term in feats.terms:
-            df[term] = df.get(term, 0) + 1
-            posting = postings.get(term)
-            if posting is None:
-                postings[term] = [entry_key]
-            else:
-                posting.append(entry_key)
+            stats = terms.get(term)
+            if stats is None:
+                stats = terms[term] = _Term()
+            stats.live += 1
+            stats.posting.append(entry_key)
         self._exact.setdefault(member.exact, []).append(entry_key)
         keys = self._story_members.setdefault(story_id, [])
         keys.append(entry_key)
@@ -685,12 +700,15 @@ class StoryIndex:
             self._story_terms[story] = +vocab
 
     def _forget_term(self, term: str) -> None:
-        live = self._df[term] - 1
+        stats = self._terms[term]
+        live = stats.live = stats.live - 1
         if not live:
-            del self._df[term], self._postings[term]
+            if stats.prior:
+                stats.posting = []
+            else:
+                del self._terms[term]
             return
-        self._df[term] = live
-        posting = self._postings[term]
+        posting = stats.posting
         # Mostly dead keys: keep the live ones, once each. (A key re-added with other terms may stay in the
         # posting of a term it no longer has: a spurious candidate, which the judge then turns down.)
         if len(posting) > 2 * live + 8:
@@ -722,28 +740,43 @@ class StoryIndex:
 
     # -- similarity --------------------------------------------------------------------------------------
 
+    def _df(self, term: str) -> int:
+        """Documents mentioning the term: live members and the prior's."""
+        stats = self._terms.get(term)
+        return stats.live + stats.prior if stats is not None else 0
+
     def _idf(self, term: str) -> float:
-        df = self._df.get(term, 0) + self._prior_df.get(term, 0)
-        return self._log_total + 1.0 - math.log(df + 1)
+        return self._log_total + 1.0 - math.log(self._df(term) + 1)
 
     def _query(self, feats: _Features) -> _Query:
-        # _idf inlined; the live counts are read once, for the weights and for the candidate lookups
-        top, get_df, prior, log = self._log_total + 1.0, self._df.get, self._prior_df.get, math.log
-        title = feats.title
-        weights: dict[str, float] = {}
-        indexed: list[tuple[int, str]] = []
-        square_sum = 0.0
-        for t in feats.terms:  # one pass: this runs for every term of every new entry
-            n = get_df(t, 0)
-            if n:
-                indexed.append((n, t))
-            w = top - log(n + prior(t, 0) + 1)
+        # this runs for every term of every new entry: one lookup per term, no weights yet (see _weigh)
+        get = self._terms.get
+        indexed = [(stats.live, t) for t in feats.terms if (stats := get(t)) is not None and stats.live]
+        indexed.sort()
+        return _Query(feats, indexed)
+
+    def _weigh(self, q: _Query) -> None:
+        """The entry's term weights (_idf inlined, times the headline boost) and norm, under the IDF of now."""
+        if q.norm >= 0:
+            return
+        top, get, log, title = self._log_total + 1.0, self._terms.get, math.log, q.features.title
+        weights, square_sum = q.weights, 0.0
+        for t in q.features.terms:
+            stats = get(t)
+            w = top - log((stats.live + stats.prior if stats is not None else 0) + 1)
             if t in title:
                 w *= TITLE_BOOST
             weights[t] = w
             square_sum += w * w
-        indexed.sort()
-        return _Query(feats, weights, math.sqrt(square_sum), indexed)
+        q.norm = math.sqrt(square_sum)
+
+    def _norm(self, member: _Member) -> float:
+        """A member's norm, with the weights of :meth:`_dot`, taken the first time it is compared."""
+        if member.norm < 0:
+            own = self._own_idf
+            member.norm = math.sqrt(sum((TITLE_BOOST * own(t)) ** 2 for t in member.title) +
+                                    sum(own(t) ** 2 for t in member.body))
+        return member.norm
 
     def _similarity(self, q: _Query, member: _Member) -> tuple[float, float]:
         """Summary containment and weighted cosine of a new entry and a member. The cosine is skipped when
@@ -769,24 +802,27 @@ class StoryIndex:
         its summary). Like the entry's, the member's weights are the IDF over the *other* documents (its own
         mention left out of the document frequency, as when it was added and its norm was taken); times
         the boost for its headline."""
-        if not q.norm or not member.norm:
+        self._weigh(q)
+        norm = self._norm(member)
+        if not q.norm or not norm:
             return 0.0
         weights, own = q.weights, self._own_idf
         dot = TITLE_BOOST * sum(weights[t] * own(t) for t in in_title) + sum(weights[t] * own(t) for t in in_body)
-        return min(dot / (q.norm * member.norm), 1.0)
+        return min(dot / (q.norm * norm), 1.0)
 
     def _own_idf(self, term: str) -> float:
         """IDF of a term that a member mentions, over the documents other than that member."""
-        return self._log_total + 1.0 - math.log(self._df.get(term, 0) + self._prior_df.get(term, 0))
+        return self._log_total + 1.0 - math.log(self._df(term))
 
     def _member_cosine(self, a: _Member, b: _Member) -> float:
         """Weighted cosine of two members (weights as in :meth:`_dot`)."""
-        if not a.norm or not b.norm:
+        norm_a, norm_b = self._norm(a), self._norm(b)
+        if not norm_a or not norm_b:
             return 0.0
         title_a, title_b = frozenset(a.title), frozenset(b.title)
         dot = sum(self._own_idf(t) ** 2 * (TITLE_BOOST if t in title_a else 1.0) *
                   (TITLE_BOOST if t in title_b else 1.0) for t in frozenset(a.terms).intersection(b.terms))
-        return min(dot / (a.norm * b.norm), 1.0)
+        return min(dot / (norm_a * norm_b), 1.0)
 
     def _cover(self, terms: Iterable[str], known: Iterable[str] | Counter[str]) -> float:
         """IDF-weighted share of ``terms`` (a headline) that ``known`` mentions."""
@@ -854,6 +890,7 @@ class StoryIndex:
         """Cheap necessary condition for :meth:`_judge`. By Cauchy-Schwarz the cosine with any member is at
         most the norm of the entry's vector restricted to the terms the story mentions, over its full norm;
         below ``COS_SUPPORT`` only an identical text or a trimmed summary can still make it the same story."""
+        self._weigh(q)
         weights, feats = q.weights, q.features
         if q.norm and math.sqrt(sum(weights[t] ** 2 for t in feats.terms.intersection(vocab))) >= COS_SUPPORT * q.norm:
             return True
@@ -863,7 +900,7 @@ class StoryIndex:
 
     def _candidates(self, q: _Query) -> set[int]:
         """Stories sharing the entry's rarest terms: at most ``CANDIDATES``, those sharing the most of them."""
-        feats, postings, sized = q.features, self._postings, q.indexed
+        feats, terms, sized = q.features, self._terms, q.indexed
         # the rarest terms overall, and the rarest headline terms too: a summary full of terms that only one
         # story mentions would otherwise hide the other stories that share the headline
         lookups = sized[:RARE_LOOKUPS]
@@ -875,7 +912,7 @@ class StoryIndex:
             if scanned + size > LOOKUP_BUDGET:
                 continue
             scanned += size
-            stories = set(map(get_story, postings[term]))
+            stories = set(map(get_story, terms[term].posting))
             stories.discard(None)  # keys of removed members, left in lazily cleaned postings
             groups.append(stories)
         shared: Counter[int | None] = Counter()  # story -> lookup terms it shares; counted in C
