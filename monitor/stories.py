@@ -54,6 +54,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib import resources
 
+from . import paraphrase
+
 SHINGLE_N = 3  # word trigrams for summary containment
 TEXT_SAME = 0.5  # summary-trigram containment that alone means "same story" (a trimmed copy)
 COS_SAME = 0.55  # IDF-weighted cosine with a member that means "same story" absent contrary evidence
@@ -121,6 +123,7 @@ _PHRASES: dict[tuple[str, ...], str] = {
     ("electric", "vehicles"): "car", ("electric", "car"): "car", ("electric", "cars"): "car",
     **{(w, "down"): "lockdown" for w in ("lock", "locks", "locked", "locking")},
 }
+_PHRASES.update(paraphrase.PHRASES)  # the general news-paraphrase lexicon
 _PHRASE_LONGEST = max(len(k) for k in _PHRASES)
 _PHRASE_FIRST = frozenset(k[0] for k in _PHRASES)
 _SYNONYMS = {
@@ -178,6 +181,7 @@ _SYNONYMS = {
     **dict.fromkeys(["risky", "dangerous"], "unsafe"), "manoeuvre": "maneuver", "manoeuvres": "maneuver",
     # ordinals as the numbers they are, so that a headline's "first" is known to a text that says "first"
     "first": "1st", "second": "2nd", "third": "3rd", "fourth": "4th", "fifth": "5th", "sixth": "6th",
+    **paraphrase.SYNONYMS,
 }
 # Adjectives of a country (folded into the country by _SYNONYMS): "Canada expels Chinese diplomat" and
 # "China expels Canadian diplomat" have the same terms, but the adjective shows who acts on whom.
@@ -208,12 +212,15 @@ _STAGE_WORDS = {
     "suspend": "suspended", "restore": "restored", "resume": "restored", "lift": "restored",
     "unveil": "introduced", "introduce": "introduced", "rescind": "rescinded", "revoke": "rescinded",
     "scrap": "rescinded", "repeal": "rescinded", "withdraw": "rescinded",
+    "end": "ended",
 }
 _ORDINALS = {"first": "1st", "second": "2nd", "third": "3rd", "fourth": "4th", "fifth": "5th", "sixth": "6th"}
+_NUMBER_WORDS = _ORDINALS | paraphrase.NUMBER_WORDS  # words a headline's numbers are also written as
 _CONFLICTS = {frozenset(p) for p in [("proposed", "final"), ("provisional", "final"), ("charged", "verdict"),
                                      ("start", "verdict"), ("elected", "inaugurated"),
                                      ("suspended", "restored"), ("introduced", "rescinded"),
-                                     ("proposed", "rescinded"), ("final", "rescinded")]}
+                                     ("proposed", "rescinded"), ("final", "rescinded"),
+                                     ("proposed", "ended"), ("start", "ended")]}
 
 
 @dataclass(frozen=True)
@@ -445,6 +452,14 @@ def _stem(word: str) -> str:
 # keyed by term, so that every inflection the stemmer folds together names the stage
 _STAGES = {_stem(word): stage for word, stage in _STAGE_WORDS.items()}
 _COUNTRIES = frozenset(map(_stem, _COUNTRY_WORDS))
+# term -> the terms it implies ("pentagon" -> us, military), see paraphrase.IMPLIES
+_IMPLIES = {_stem(word): frozenset(map(_stem, implied)) for word, implied in paraphrase.IMPLIES.items()}
+_IMPLYING = frozenset(_IMPLIES)
+_DATE_TERMS = frozenset(map(_stem, paraphrase.DATE_WORDS))
+# Acts of force named in a headline (raw word -> act), kept with the stages; the terms that name each act
+_ACTS = {word: "act:" + act for word, act in paraphrase.ACTS.items()}
+_ACT_TERMS: dict[str, frozenset[str]] = {
+    act: frozenset(_stem(w) for w, a in _ACTS.items() if a == act) for act in set(_ACTS.values())}
 
 
 class _TermCache(dict[str, str]):
@@ -493,18 +508,26 @@ def _features(title: str, summary: str) -> _Features:
         body_words = []
     # capitalized words; a hyphen ends one ("China-linked" names China, not "linked")
     caps = [w for w in re.findall(r"\b[A-Z][\w&]*", clean_title) if w.lower() not in _STOP]
-    title_terms = _terms(words)
+    title_terms = _implied(_terms(words))
     return _Features(
         title=title_terms,
-        body=_terms(body_words),
-        numbers=frozenset(w for w in words if w[:1].isdigit()) | {_ORDINALS[w] for w in words if w in _ORDINALS},
+        body=_implied(_terms(body_words)),
+        numbers=frozenset(w for w in words if w[:1].isdigit())
+        | {_NUMBER_WORDS[w] for w in words if w in _NUMBER_WORDS},
         names=(_terms(t for w in caps for t in _fold_phrases(_TOKEN.findall(w.lower()))) & title_terms)
-        - {"us", "china"},
-        stages=frozenset(_STAGES[t] for t in title_terms if t in _STAGES),
+        - {"us", "china"} - _DATE_TERMS,
+        stages=frozenset(_STAGES[t] for t in title_terms if t in _STAGES) | {_ACTS[w] for w in words if w in _ACTS},
         roles=_roles(words),
         shingles=_trigrams(body_tokens) if body_words else frozenset(),
         exact=zlib.crc32(" ".join(title_tokens + body_tokens).encode()),
     )
+
+
+def _implied(terms: frozenset[str]) -> frozenset[str]:
+    """The terms with those that a named body implies ("pentagon": us, military; see paraphrase.IMPLIES)."""
+    if _IMPLYING.isdisjoint(terms):
+        return terms
+    return terms.union(*(_IMPLIES[t] for t in _IMPLYING.intersection(terms)))
 
 
 def _roles(words: list[str]) -> frozenset[tuple[str, str]]:
@@ -515,6 +538,32 @@ def _roles(words: list[str]) -> frozenset[tuple[str, str]]:
     if not content or content[0] in _ADJECTIVES or (actor := _stem(content[0])) not in _COUNTRIES:
         return frozenset()
     return frozenset((actor, other) for w in content[1:] if w in _ADJECTIVES and (other := _stem(w)) != actor)
+
+
+def _stages_conflict(a: Collection[str], b: Collection[str]) -> bool:
+    """One headline names a stage (or act) that conflicts with one the other names, and neither names the
+    other's: "proposes" / "finalises", "rams" / "fires water cannon at". A stage both name is no conflict."""
+    only_a, only_b = set(a).difference(b), set(b).difference(a)
+    return any(frozenset((x, y)) in _CONFLICTS for x in only_a for y in only_b)
+
+
+def _acts_conflict(a: Collection[str], b: Collection[str], known_a: Iterable[str] | Counter[str],
+                   known_b: Iterable[str] | Counter[str]) -> bool:
+    """Each headline names an act of force that the other side never mentions: "fires water cannon at" and
+    "rams" one vessel are two incidents, unless one side's text tells of both (one incident, two acts)."""
+    def unknown(acts: Collection[str], other: Collection[str], known: Iterable[str] | Counter[str]) -> bool:
+        return any(x in _ACT_TERMS and x not in other and not any(t in known for t in _ACT_TERMS[x]) for x in acts)
+    return unknown(a, b, known_b) and unknown(b, a, known_a)
+
+
+def _unknown(name: str, known: Iterable[str] | Counter[str]) -> bool:
+    """The other side never mentions the name, nor what it stands for ("Pentagon" where the other says "US")."""
+    if name in known:
+        return False
+    implied = _IMPLIES.get(name)
+    if implied is None or any(t in known for t in _IMPLYING if t != name):
+        return True  # no stand-in, or the other side names another body ("Congress" / "Senate")
+    return not any(t in known for t in implied)
 
 
 def _numbers_disagree(a: Collection[str], b: Collection[str]) -> bool:
@@ -615,8 +664,15 @@ class StoryIndex:
         """Remember an entry as a member of ``story_id``; evicts members older than the window."""
         if entry_key in self._members:
             self._remove(entry_key)
-        feats = self._analyse(title, summary).features
+        matched = (title, summary) in self._recent
+        q = self._analyse(title, summary)
+        if not matched:  # added without a match just before (a rebuild): weigh it now, in one go
+            self._weigh(q)
+        feats = q.features
         member = _Member(entry_key, story_id, when, feats)
+        # known when the entry was weighed (own mention left out of the df); -1 when it was matched and had no
+        # candidate: the norm is then taken when the member is first compared (most never are)
+        member.norm = q.norm
         self._members[entry_key] = member
         self._story_of[entry_key] = story_id
         self._log_total = math.log(len(self._members) + self._prior_n + 1)
@@ -837,14 +893,15 @@ class StoryIndex:
         rare name that the other side never mentions."""
         if _numbers_disagree(a.numbers, b.numbers):
             return True
-        if any(frozenset((x, y)) in _CONFLICTS for x in a.stages for y in b.stages) \
-                and set(a.stages).isdisjoint(b.stages):
+        if a.stages and b.stages and _stages_conflict(a.stages, b.stages):
             return True
         if any((y, x) in b.roles for x, y in a.roles):
             return True
-        specific_a = {t for t in a.names if t not in known_b and self._idf(t) >= NAME_IDF} or \
+        if a.stages and b.stages and _acts_conflict(a.stages, b.stages, known_a, known_b):
+            return True
+        specific_a = {t for t in a.names if _unknown(t, known_b) and self._idf(t) >= NAME_IDF} or \
             {n for n in a.numbers if n not in known_b}
-        specific_b = {t for t in b.names if t not in known_a and self._idf(t) >= NAME_IDF} or \
+        specific_b = {t for t in b.names if _unknown(t, known_a) and self._idf(t) >= NAME_IDF} or \
             {n for n in b.numbers if n not in known_a}
         return bool(specific_a) and bool(specific_b)
 
