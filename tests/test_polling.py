@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from email.utils import format_datetime
@@ -15,6 +17,7 @@ from helpers import cli
 from polling_helpers import RSS, T0, FakeClock, FeedServer, due_of, feed_body, feed_row, make_app
 
 from monitor.app import App
+from monitor.parse import PARSER_NICENESS
 
 
 @pytest.fixture
@@ -206,6 +209,14 @@ def test_parsing_in_a_process_pool_gives_the_same_entries(config_dir: Path, tmp_
     stats = app.pipeline.run_cycle()
     assert app.pipeline._pool is not None  # the pool was used (10 feeds >= POOL_MIN_FEEDS)
     assert stats.feeds_ok == 10 and stats.entries_new == 50
+    # the parsers run at a lower priority than the daemon (its storing thread is the cycle's serial step)
+    parsers = list(app.pipeline._pool._processes)  # type: ignore[attr-defined]
+    assert parsers
+    expected = min(os.getpriority(os.PRIO_PROCESS, 0) + PARSER_NICENESS, 19)
+    deadline = time.monotonic() + 10  # a parser that got no job may still be running its initializer
+    while any(os.getpriority(os.PRIO_PROCESS, pid) != expected for pid in parsers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [os.getpriority(os.PRIO_PROCESS, pid) for pid in parsers] == [expected] * len(parsers)
     app.pipeline.close()
     app.close()
 
