@@ -44,7 +44,6 @@ import html
 import json
 import math
 import re
-import sys
 import unicodedata
 import zlib
 from array import array
@@ -243,7 +242,7 @@ class _Features:
     names: frozenset[str]  # capitalized headline words, as terms
     stages: frozenset[str]  # process stages named in the headline
     roles: frozenset[tuple[str, str]]  # (country, other country) when a headline opens "<country> ... <adjective>"
-    shingles: frozenset[int]  # hashed word trigrams of a substantive summary
+    shingles: frozenset[int] | array[int]  # hashed word trigrams of a substantive summary (distinct)
     exact: int  # hash of the whole normalized text: identical copies always match
     terms: frozenset[str] = field(init=False)
 
@@ -262,13 +261,10 @@ def _unpack_features(title: str, body: str, numbers: str, names: str, stages: st
                      roles: tuple[tuple[str, str], ...], shingles: bytes, exact: int) -> _Features:
     hashes = array("I")
     hashes.frombytes(shingles)
-    # interned: the index then holds one string per term, not one per term per entry
-    return _Features(_interned(title), _interned(body), frozenset(numbers.split()), _interned(names),
-                     frozenset(stages.split()), frozenset(roles), frozenset(hashes), exact)
-
-
-def _interned(words: str) -> frozenset[str]:
-    return frozenset(map(sys.intern, words.split()))
+    # Not interned, and the trigrams left an array: this runs in the daemon for every parsed entry. The index
+    # stores its own copy of each term string (_Term.term), and makes a set of the trigrams only to compare.
+    return _Features(frozenset(title.split()), frozenset(body.split()), frozenset(numbers.split()),
+                     frozenset(names.split()), frozenset(stages.split()), frozenset(roles), hashes, exact)
 
 
 StoryFeatures = _Features  # what the parser processes hand to StoryIndex.prime (see analyse)
@@ -279,13 +275,21 @@ class _Query:
     lookups), and, once it has a candidate to be judged against, its term weights under the IDF of that
     moment (:meth:`StoryIndex._weigh`): most entries have no candidate and never need them."""
 
-    __slots__ = ("features", "indexed", "weights", "norm")
+    __slots__ = ("features", "indexed", "weights", "norm", "_shingles")
 
     def __init__(self, features: _Features, indexed: list[tuple[int, str]]) -> None:
         self.features = features
         self.indexed = indexed  # (members mentioning it, term) for the terms in the index, rarest first
         self.weights: dict[str, float] = {}  # term -> IDF x headline boost; empty until weighed
         self.norm = -1.0  # -1: not weighed yet
+        self._shingles: frozenset[int] | None = None
+
+    def shingles(self) -> frozenset[int]:
+        """The summary trigrams as a set (they arrive from a parser process as an array)."""
+        if self._shingles is None:
+            raw = self.features.shingles
+            self._shingles = raw if isinstance(raw, frozenset) else frozenset(raw)
+        return self._shingles
 
 
 class _Term:
@@ -294,9 +298,10 @@ class _Term:
     :meth:`StoryIndex._forget_term`). One object per term, so that each term of a new entry costs one dict
     lookup (memory latency, not arithmetic, is what the per-entry work costs)."""
 
-    __slots__ = ("live", "prior", "posting")
+    __slots__ = ("term", "live", "prior", "posting")
 
-    def __init__(self, prior: int = 0) -> None:
+    def __init__(self, term: str, prior: int = 0) -> None:
+        self.term = term  # the one copy of the string that members' term tuples share
         self.live = 0
         self.prior = prior
         self.posting: list[int] = []
@@ -311,13 +316,15 @@ class _Member:
     __slots__ = ("key", "story_id", "when", "title", "body", "numbers", "names", "stages", "roles", "shingles",
                  "exact", "norm")
 
-    def __init__(self, key: int, story_id: int, when: datetime, feats: _Features) -> None:
+    def __init__(self, key: int, story_id: int, when: datetime, feats: _Features, shared: dict[str, str]) -> None:
+        """``shared``: term -> the index's copy of that string (so the index holds one string per term)."""
         self.key, self.story_id, self.when, self.exact = key, story_id, when, feats.exact
         self.norm = -1.0  # not computed yet: most members are never compared (StoryIndex._norm)
-        self.title: tuple[str, ...] = tuple(feats.title)
-        self.body: tuple[str, ...] = tuple(feats.body - feats.title)  # a term in both counts as headline
+        self.title: tuple[str, ...] = tuple(map(shared.__getitem__, feats.title))
+        # a term in both counts as headline
+        self.body: tuple[str, ...] = tuple(map(shared.__getitem__, feats.body - feats.title))
         self.numbers: tuple[str, ...] = tuple(feats.numbers)
-        self.names: tuple[str, ...] = tuple(feats.names)
+        self.names: tuple[str, ...] = tuple(shared.get(t, t) for t in feats.names)
         self.stages: tuple[str, ...] = tuple(feats.stages)
         self.roles: tuple[tuple[str, str], ...] = tuple(feats.roles)
         self.shingles = array("I", feats.shingles)
@@ -638,7 +645,7 @@ class StoryIndex:
         # idf(t) = log(N + prior_n + 1) - log(df(t) + 1) + 1, df = live documents + the prior's
         self._log_total = math.log(self._prior_n + 1)
         # every term of the prior or of a live member (document frequencies and postings, see _Term)
-        self._terms: dict[str, _Term] = {term: _Term(n) for term, n in prior_df.items()}
+        self._terms: dict[str, _Term] = {term: _Term(term, n) for term, n in prior_df.items()}
         self._exact: dict[int, list[int]] = {}  # normalized-text hash -> member keys
         self._heap: list[tuple[datetime, int]] = []
         self._story_members: dict[int, list[int]] = {}  # member keys, oldest (the lead) first
@@ -669,20 +676,21 @@ class StoryIndex:
         if not matched:  # added without a match just before (a rebuild): weigh it now, in one go
             self._weigh(q)
         feats = q.features
-        member = _Member(entry_key, story_id, when, feats)
+        terms, shared = self._terms, {}
+        for term in feats.terms:
+            stats = terms.get(term)
+            if stats is None:
+                stats = terms[term] = _Term(term)
+            stats.live += 1
+            stats.posting.append(entry_key)
+            shared[term] = stats.term
+        member = _Member(entry_key, story_id, when, feats, shared)
         # known when the entry was weighed (own mention left out of the df); -1 when it was matched and had no
         # candidate: the norm is then taken when the member is first compared (most never are)
         member.norm = q.norm
         self._members[entry_key] = member
         self._story_of[entry_key] = story_id
         self._log_total = math.log(len(self._members) + self._prior_n + 1)
-        terms = self._terms
-        for term in feats.terms:
-            stats = terms.get(term)
-            if stats is None:
-                stats = terms[term] = _Term()
-            stats.live += 1
-            stats.posting.append(entry_key)
         self._exact.setdefault(member.exact, []).append(entry_key)
         keys = self._story_members.setdefault(story_id, [])
         keys.append(entry_key)
@@ -844,7 +852,7 @@ class StoryIndex:
         in_body = feats.terms.intersection(member.body)
         if not in_title and not in_body:
             return 0.0, 0.0
-        text = _containment(feats.shingles, member.shingles)
+        text = _containment(q.shingles(), member.shingles)
         if text >= TEXT_SAME:
             return text, 0.0
         return text, self._dot(q, member, in_title, in_body)
@@ -953,7 +961,7 @@ class StoryIndex:
             return True
         members = self._members
         return any(feats.exact == members[k].exact or
-                   _containment(feats.shingles, members[k].shingles) >= TEXT_SAME for k in keys)
+                   _containment(q.shingles(), members[k].shingles) >= TEXT_SAME for k in keys)
 
     def _candidates(self, q: _Query) -> set[int]:
         """Stories sharing the entry's rarest terms: at most ``CANDIDATES``, those sharing the most of them."""
