@@ -304,7 +304,9 @@ class _Term:
         self.term = term  # the one copy of the string that members' term tuples share
         self.live = 0
         self.prior = prior
-        self.posting: list[int] = []
+        # member keys as 4-byte unsigned ints: half the memory of a list (a posting holds every entry of the
+        # window that mentions the term; entry ids stay far below 2**32)
+        self.posting = array("I")
 
 
 class _Member:
@@ -768,7 +770,7 @@ class StoryIndex:
         live = stats.live = stats.live - 1
         if not live:
             if stats.prior:
-                stats.posting = []
+                stats.posting = array("I")
             else:
                 del self._terms[term]
             return
@@ -777,7 +779,7 @@ class StoryIndex:
         # posting of a term it no longer has: a spurious candidate, which the judge then turns down.)
         if len(posting) > 2 * live + 8:
             members = self._members
-            posting[:] = [k for k in dict.fromkeys(posting) if k in members]
+            stats.posting = array("I", [k for k in dict.fromkeys(posting) if k in members])
 
     def prime(self, title: str, summary: str, features: StoryFeatures) -> None:
         """Hand over the features of an entry about to be matched, computed elsewhere with :func:`analyse`."""
