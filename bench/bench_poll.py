@@ -2,7 +2,7 @@
 
 For each contender, in a fresh process: a first full cycle (every feed new), then a second cycle in
 which every feed answers 304 Not Modified. Wall time, CPU (the process and its children, e.g. parser
-processes) and peak RSS are printed, with ratios.
+processes) and peak RSS are printed, with ratios, and the RSS and PSS summed over all of monitor's processes.
 
 Contenders:
   monitor   the monitor pipeline (fetch, parse in a process pool, dedup, story clustering, keyword
@@ -154,6 +154,21 @@ def _rss_mb() -> float:
     return 0.0
 
 
+def _proc_memory_mb(pid: int) -> tuple[float, float]:
+    """(RSS, PSS) of a process now. PSS shares each page among the processes that map it, so the PSS of a
+    process tree adds up to the memory it really takes (parser processes share the interpreter's pages)."""
+    rss = pss = 0.0
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Rss:"):
+                rss = int(line.split()[1]) / 1024
+            elif line.startswith("Pss:"):
+                pss = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return rss, pss
+
+
 def _proc_hwm_mb(pid: int) -> float:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -187,7 +202,10 @@ class Meter:
         extra = run() or {}
         wall, cpu = time.perf_counter() - t0, self.cpu() - cpu0
         own, kid = self.peak_mb()
-        return {"wall_s": wall, "cpu_s": cpu, "rss_mb": own, "child_rss_mb": kid, **extra}
+        # every process of the contender at the end of the cycle (main, parsers, forkserver, resource tracker)
+        tree = [_proc_memory_mb(p) for p in [os.getpid(), *_descendants(os.getpid())]]
+        return {"wall_s": wall, "cpu_s": cpu, "rss_mb": own, "child_rss_mb": kid, "processes": len(tree),
+                "rss_sum_mb": sum(r for r, _ in tree), "pss_sum_mb": sum(p for _, p in tree), **extra}
 
 
 # -- contenders (each runs in its own process) -------------------------------------------------------------
@@ -389,6 +407,8 @@ def report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace)
     peak = max(first["rss_mb"], second["rss_mb"]) + max(first["child_rss_mb"], second["child_rss_mb"])
     print(f"monitor peak RSS (main + largest parser process): {peak:.0f} MB; "
           f"stories {int(first.get('stories', 0))}, alerts {int(first.get('alerts', 0))}")
+    print(f"monitor, all {int(first['processes'])} processes at the end of the first cycle: RSS sum "
+          f"{first['rss_sum_mb']:.0f} MB (shared pages counted in each), PSS sum {first['pss_sum_mb']:.0f} MB")
 
 
 if __name__ == "__main__":
