@@ -83,6 +83,13 @@ class _Pending:
     new_stories: list[int] = field(default_factory=list)
     leads: dict[int, tuple[Entry, bool]] = field(default_factory=dict)  # new story -> (lead entry, alertable)
 
+    def current(self, story_id: int) -> int:
+        """The story ``story_id`` is now, after the merges of this batch so far."""
+        merged = {gone: keep for keep, gone in self.index_merges}
+        while story_id in merged:
+            story_id = merged[story_id]
+        return story_id
+
 
 class Pipeline:
     def __init__(self, config: Config, store: Store, watchlists: Sequence[CompiledWatchlist],
@@ -381,11 +388,15 @@ class Pipeline:
         if not fresh:
             return 0
         pending = _Pending()
+        # computed by the parser process when there is one: this thread is a first cycle's bottleneck
+        canonical = {guid: e.canonical_link if e.canonical_link is not None else canonical_url(e.link)
+                     for guid, e in fresh.items()}
         # One transaction from entry to outbox row: a crash can never leave a stored (so "seen") entry
         # whose story was not matched and queued.
         with self.store.transaction():
-            for entry in fresh.values():
-                self._store_entry(entry, now, pending)
+            same_url = self.store.entries_by_canonical_url(canonical.values())  # one query for the batch
+            for guid, entry in fresh.items():
+                self._store_entry(entry, canonical[guid], same_url, now, pending)
             stats.alerts_queued += self._assess_stories(pending, now)
             follow_up = self.config.settings.stories.follow_up
             if follow_up.enabled:
@@ -403,15 +414,17 @@ class Pipeline:
         stats.stories_new += len(pending.new_stories)
         return len(fresh)
 
-    def _store_entry(self, entry: Entry, now: datetime, pending: _Pending) -> None:
-        # computed by the parser process when there is one: this thread is a first cycle's bottleneck
-        canonical = entry.canonical_link if entry.canonical_link is not None else canonical_url(entry.link)
-        same_url = self.store.entry_by_canonical_url(canonical)
-        if same_url is not None:
-            self.store.insert_entry(entry, canonical, now, same_url["story_id"], 1.0, duplicate_of=same_url["id"])
-            if same_url["story_id"]:
-                self.store.add_to_story(same_url["story_id"], entry.feed_name, now)
-                pending.grown[same_url["story_id"]] = None
+    def _store_entry(self, entry: Entry, canonical: str, same_url: dict[str, tuple[int, int | None]],
+                     now: datetime, pending: _Pending) -> None:
+        """Store one new entry: a copy of a stored link, a copy of a story, or a new story. ``same_url`` (the
+        stored entries by canonical link) learns the entries of the batch as they are stored."""
+        if canonical in same_url:
+            original, stored_story = same_url[canonical]
+            story_id = pending.current(stored_story) if stored_story else None
+            self.store.insert_entry(entry, canonical, now, story_id, 1.0, duplicate_of=original)
+            if story_id:
+                self.store.add_to_story(story_id, entry.feed_name, now)
+                pending.grown[story_id] = None
             return
         found = self.index.match(entry.title, entry.summary, story_time(entry.published, now))
         if found is not None:
@@ -420,13 +433,15 @@ class Pipeline:
             self.store.add_to_story(story_id, entry.feed_name, now)
             pending.index_adds.append((entry_id, story_id, entry))
             pending.grown[story_id] = None
-            return
-        entry_id = self.store.insert_entry(entry, canonical, now, None)
-        alertable = self._alertable(entry, now)
-        story_id = self.store.create_story(entry, entry_id, now, alertable=alertable)
-        pending.index_adds.append((entry_id, story_id, entry))
-        pending.new_stories.append(story_id)
-        pending.leads[story_id] = (entry, alertable)
+        else:
+            entry_id = self.store.insert_entry(entry, canonical, now, None)
+            alertable = self._alertable(entry, now)
+            story_id = self.store.create_story(entry, entry_id, now, alertable=alertable)
+            pending.index_adds.append((entry_id, story_id, entry))
+            pending.new_stories.append(story_id)
+            pending.leads[story_id] = (entry, alertable)
+        if canonical:
+            same_url[canonical] = (entry_id, story_id)
 
     def _bridge(self, story_id: int, bridges: Sequence[int], pending: _Pending) -> int:
         """An entry that is clearly a copy of several stories shows they are one: merge them into the oldest

@@ -28,13 +28,16 @@ DB_NAME = "monitor.db"
 
 
 def ts(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """The stored form of a time: UTC, ISO 8601 with microseconds and "Z" (sorts as text)."""
+    if when.tzinfo is not UTC:
+        when = when.astimezone(UTC)
+    return when.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def from_ts(value: str | None) -> datetime | None:
     if not value:
         return None
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return datetime.fromisoformat(value)  # (3.11+ reads the "Z"; 40x faster than strptime)
 
 
 @dataclass(frozen=True)
@@ -271,12 +274,16 @@ class Store:
                 f"SELECT guid FROM entries WHERE feed_id = ? AND guid IN ({marks})", [feed_id, *chunk]))
         return found
 
-    def entry_by_canonical_url(self, url: str) -> dict[str, Any] | None:
-        if not url:
-            return None
-        row = self.db.execute("SELECT id, story_id FROM entries WHERE canonical_url = ? AND duplicate_of IS NULL "
-                              "LIMIT 1", [url]).fetchone()
-        return {"id": row[0], "story_id": row[1]} if row else None
+    def entries_by_canonical_url(self, urls: Iterable[str]) -> dict[str, tuple[int, int | None]]:
+        """url -> (id, story id) of the stored entry (not itself a duplicate) with that canonical link."""
+        found: dict[str, tuple[int, int | None]] = {}
+        for chunk in _chunks([url for url in set(urls) if url], 500):
+            marks = ",".join("?" * len(chunk))
+            for url, entry_id, story_id in self.db.execute(
+                    f"SELECT canonical_url, id, story_id FROM entries WHERE canonical_url IN ({marks}) "
+                    "AND duplicate_of IS NULL ORDER BY id", chunk):
+                found.setdefault(url, (entry_id, story_id))
+        return found
 
     # The per-entry writes below are plain parameterized SQL: sqlite-utils' table.insert/update/get introspect
     # the table's schema on every call, which cost more than the writes themselves on a first cycle.

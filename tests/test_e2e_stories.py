@@ -64,3 +64,28 @@ def test_five_copies_make_one_story_and_one_alert(tmp_path: Path, config_dir: Pa
     capsys.readouterr()
     assert cli(config, state, "stories") == 0
     assert "also reported by 4 outlets" in capsys.readouterr().out
+
+
+def test_entries_sharing_a_link_join_the_first_one_across_feeds_and_within_a_batch(
+        tmp_path: Path, config_dir: Path, httpserver: HTTPServer, receiver, capsys) -> None:
+    """The same article (same link up to tracking parameters) under unrelated headlines is one story: from
+    another feed, and twice in one feed's batch under two GUIDs."""
+    first = Item("Huawei unveils Ascend chip", "https://wire.example/a/1?utm_source=rss")
+    relabelled = Item("Weekend reading: our picks", "https://wire.example/a/1")
+    twice = [Item("Dutch lithography exports paused", "https://wire.example/b/2", guid="g-1"),
+             Item("Morning briefing", "https://wire.example/b/2#top", guid="g-2")]
+    httpserver.expect_request("/a.xml").respond_with_data(rss("Wire", [first]), content_type="application/rss+xml")
+    httpserver.expect_request("/b.xml").respond_with_data(rss("Aggregator", [relabelled, *twice]),
+                                                          content_type="application/rss+xml")
+    feeds = [{"url": httpserver.url_for("/a.xml"), "name": "Wire"},
+             {"url": httpserver.url_for("/b.xml"), "name": "Aggregator"}]
+    config = write_config(config_dir, [receiver.url()], feeds, poll={"concurrency": 1})
+    state = tmp_path / "state"
+    assert run_once(config, state) == 0
+
+    capsys.readouterr()
+    assert cli(config, state, "stories", "--json") == 0
+    stories = {s["title"]: s for s in json.loads(capsys.readouterr().out)}
+    assert set(stories) == {"Huawei unveils Ascend chip", "Dutch lithography exports paused"}
+    assert sorted(stories["Huawei unveils Ascend chip"]["sources"]) == ["Aggregator", "Wire"]
+    assert len(stories["Dutch lithography exports paused"]["members"]) == 2
