@@ -279,7 +279,8 @@ class _Query:
 
     def __init__(self, features: _Features, indexed: list[tuple[int, str]]) -> None:
         self.features = features
-        self.indexed = indexed  # (members mentioning it, term) for the terms in the index, rarest first
+        # (members mentioning it, term) for the terms of at most LOOKUP_BUDGET members, rarest first
+        self.indexed = indexed
         self.weights: dict[str, float] = {}  # term -> IDF x headline boost; empty until weighed
         self.norm = -1.0  # -1: not weighed yet
         self._shingles: frozenset[int] | None = None
@@ -815,9 +816,11 @@ class StoryIndex:
         return self._log_total + 1.0 - math.log(self._df(term) + 1)
 
     def _query(self, feats: _Features) -> _Query:
-        # this runs for every term of every new entry: one lookup per term, no weights yet (see _weigh)
+        # This runs for every term of every new entry: one lookup per term, no weights yet (see _weigh). Only
+        # terms that _candidates can use are kept: in more than LOOKUP_BUDGET members, a term is never read.
         get = self._terms.get
-        indexed = [(stats.live, t) for t in feats.terms if (stats := get(t)) is not None and stats.live]
+        indexed = [(stats.live, t) for t in feats.terms
+                   if (stats := get(t)) is not None and 0 < stats.live <= LOOKUP_BUDGET]
         indexed.sort()
         return _Query(feats, indexed)
 
