@@ -68,6 +68,10 @@ RARE_TITLE_LOOKUPS = 3  # ... and its rarest headline terms beyond those
 # all: a term in more window documents than this is too common to be evidence of a copy, and reading such
 # postings (at random places in memory) would cost more than all the rest of the work for an entry.
 LOOKUP_BUDGET = 200
+# A term in more members than this drops its posting (it cannot be looked up, see above) and stops collecting
+# one; it gets it back, rebuilt from the members, once evictions bring it down to LOOKUP_BUDGET. The gap
+# between the two keeps a term near the limit from rebuilding often.
+SATURATED = 2 * LOOKUP_BUDGET
 CANDIDATES = 10  # candidate stories judged per entry (those sharing the most rare-term weight)
 MEMBERS_COMPARED = 40  # newest members of a candidate story compared one by one
 NAME_IDF = 4.0  # a capitalized headline word this rare counts as a name for the veto
@@ -306,8 +310,8 @@ class _Term:
         self.live = 0
         self.prior = prior
         # member keys as 4-byte unsigned ints: half the memory of a list (a posting holds every entry of the
-        # window that mentions the term; entry ids stay far below 2**32)
-        self.posting = array("I")
+        # window that mentions the term; entry ids stay far below 2**32). None: saturated (see SATURATED).
+        self.posting: array[int] | None = array("I")
 
 
 class _Member:
@@ -685,7 +689,12 @@ class StoryIndex:
             if stats is None:
                 stats = terms[term] = _Term(term)
             stats.live += 1
-            stats.posting.append(entry_key)
+            posting = stats.posting
+            if posting is not None:
+                if stats.live > SATURATED:
+                    stats.posting = None
+                else:
+                    posting.append(entry_key)
             shared[term] = stats.term
         member = _Member(entry_key, story_id, when, feats, shared)
         # known when the entry was weighed (own mention left out of the df); -1 when it was matched and had no
@@ -776,6 +785,10 @@ class StoryIndex:
                 del self._terms[term]
             return
         posting = stats.posting
+        if posting is None:
+            if live <= LOOKUP_BUDGET:  # usable for lookups again (the member going away is already gone)
+                stats.posting = array("I", [k for k, m in self._members.items() if term in m.title or term in m.body])
+            return
         # Mostly dead keys: keep the live ones, once each. (A key re-added with other terms may stay in the
         # posting of a term it no longer has: a spurious candidate, which the judge then turns down.)
         if len(posting) > 2 * live + 8:
@@ -982,7 +995,7 @@ class StoryIndex:
             if scanned + size > LOOKUP_BUDGET:
                 continue
             scanned += size
-            stories = set(map(get_story, terms[term].posting))
+            stories = set(map(get_story, terms[term].posting or ()))  # (never saturated at this size)
             stories.discard(None)  # keys of removed members, left in lazily cleaned postings
             groups.append(stories)
         shared: Counter[int | None] = Counter()  # story -> lookup terms it shares; counted in C

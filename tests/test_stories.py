@@ -283,3 +283,28 @@ def test_features_from_a_parser_process_decide_like_local_ones() -> None:
     # one string per term in the index, however many members (and processes) it came from
     strings = {id(term) for member in primed._members.values() for term in member.terms}
     assert len(strings) == len({term for member in primed._members.values() for term in member.terms})
+
+
+def test_a_term_too_common_to_look_up_drops_its_posting_and_gets_it_back_when_rare_again() -> None:
+    """Postings of terms in more than SATURATED members are dropped (a lookup never reads them); when evictions
+    bring a term back to LOOKUP_BUDGET members, its posting is rebuilt and copies are found by it again."""
+    from monitor.stories import LOOKUP_BUDGET, SATURATED
+
+    index = StoryIndex(window=timedelta(hours=SATURATED + 100), use_prior=False)
+    count = SATURATED + 50
+    words = [f"w{i:04d}" for i in range(3 * count)]
+    for i in range(count):  # every headline names Zebracorp, plus three words of its own
+        index.add(i, i, f"Zebracorp {words[3 * i]} {words[3 * i + 1]} {words[3 * i + 2]}", "", T0 + timedelta(hours=i))
+    term = next(t for t in index._terms if t.startswith("zebracorp"))
+    assert index._terms[term].live == count and index._terms[term].posting is None
+
+    # the window moves on: all but the newest LOOKUP_BUDGET - 1 members are evicted
+    index.evict(T0 + timedelta(hours=count - LOOKUP_BUDGET + 1) + index.window)
+    posting = index._terms[term].posting
+    assert len(index._members) == LOOKUP_BUDGET - 1
+    # (keys of evicted members may stay in a posting until it is compacted: removal is lazy)
+    assert posting is not None and sorted({k for k in posting if k in index._members}) == sorted(index._members)
+    last = count - 1
+    found = index.match(f"Zebracorp {words[3 * last]} {words[3 * last + 1]} {words[3 * last + 2]} again", "",
+                        T0 + timedelta(hours=last))
+    assert found is not None and found.story_id == last
