@@ -18,12 +18,16 @@ Decision rule (chosen by measurement on ``bench/data``; see ``bench/bench_dedup.
   - a summary is a trimmed copy of a member's summary (word-trigram containment >= ``TEXT_SAME``), or
   - the weighted cosine with the best member is >= ``COS_SAME``, or
   - the story mentions at least ``COVER_SAME`` of the weight of the entry's headline (or the entry mentions
-    that much of the lead's headline) and the cosine is >= ``COS_SUPPORT``;
+    that much of the lead's headline; a longer or shorter form of a word counts, "inaugurates" /
+    "inauguration") and the cosine is >= ``COS_SUPPORT``;
 
   unless the two disagree on specifics: different numbers in both headlines, names in both headlines that
   the other side never mentions, or conflicting stages of one process in the headlines ("proposes" vs
-  "finalises", "charged" vs "found guilty", "elected" vs "sworn in"), or reversed roles of two countries
-  ("Canada expels Chinese diplomat" vs "China expels Canadian diplomat");
+  "finalises", "charged" vs "found guilty", "elected" vs "sworn in", "unveils" vs "opens"), reversed roles
+  of two countries ("Canada expels Chinese diplomat" vs "China expels Canadian diplomat"), or lists that
+  differ ("gallium and germanium" vs "gallium, germanium and antimony"). The story disagrees when half the
+  members compared do: one outlet's detail does not veto a story its other members agree with. A trailing
+  attribution ("..., TechInsights finds") is not the event: its words count as summary words;
 * among several qualifying stories the best score wins; the others it matches just as clearly
   (``BRIDGE_SAME``), and small headline-only stories whose headline the grown story's whole vocabulary covers,
   are reported as ``bridges``: the caller merges them into the oldest (:meth:`StoryIndex.merge`).
@@ -75,6 +79,7 @@ SATURATED = 2 * LOOKUP_BUDGET
 CANDIDATES = 10  # candidate stories judged per entry (those sharing the most rare-term weight)
 MEMBERS_COMPARED = 40  # newest members of a candidate story compared one by one
 NAME_IDF = 4.0  # a capitalized headline word this rare counts as a name for the veto
+PREFIX_MIN = 5  # a headline term this long is known to a side that has a term it begins or that begins it
 BRIDGE_SAME = COS_SAME  # an entry this similar to two stories (not by the weaker cover rule) bridges them
 MAX_BRIDGES = 2  # stories merged into the best one by one entry at most
 HEADLINE_STORY_MAX = 2  # a story of at most this many headline-only entries may join by story profile
@@ -223,7 +228,7 @@ _CONFLICTS = {frozenset(p) for p in [("proposed", "final"), ("provisional", "fin
                                      ("start", "verdict"), ("elected", "inaugurated"),
                                      ("suspended", "restored"), ("introduced", "rescinded"),
                                      ("proposed", "rescinded"), ("final", "rescinded"),
-                                     ("proposed", "ended"), ("start", "ended")]}
+                                     ("proposed", "ended"), ("start", "ended"), ("introduced", "start")]}
 
 
 @dataclass(frozen=True)
@@ -243,7 +248,9 @@ class _Features:
     title: frozenset[str]  # content terms of the headline (stemmed, synonyms folded)
     body: frozenset[str]  # content terms of a substantive summary; empty for a headline-only entry
     numbers: frozenset[str]  # numbers in the headline
-    names: frozenset[str]  # capitalized headline words, as terms
+    # capitalized headline words, as terms; and, marked by a prefix, the names of the source a headline
+    # attributes its claim to (SOURCE) and the items of a list it gives (LISTED)
+    names: frozenset[str]
     stages: frozenset[str]  # process stages named in the headline
     roles: frozenset[tuple[str, str]]  # (country, other country) when a headline opens "<country> ... <adjective>"
     shingles: frozenset[int] | array[int]  # hashed word trigrams of a substantive summary (distinct)
@@ -520,21 +527,83 @@ def _features(title: str, summary: str) -> _Features:
     body_words = _fold_phrases(body_tokens)
     if len(body_words) < MIN_SUMMARY_TOKENS:
         body_words = []
-    # capitalized words; a hyphen ends one ("China-linked" names China, not "linked")
-    caps = [w for w in re.findall(r"\b[A-Z][\w&]*", clean_title) if w.lower() not in _STOP]
+    event, source = _split_attribution(clean_title)
     title_terms = _implied(_terms(words))
+    body_terms = _implied(_terms(body_words))
+    sources: frozenset[str] = frozenset()
+    if source:
+        # The source of a claim is context, not the event: its words count as summary words, and its names
+        # disagree only with the source another headline names (see StoryIndex._conflict).
+        source_terms = _terms(_fold_phrases(_tokens(source)))
+        title_terms = _implied(_terms(_fold_phrases(_tokens(event))))
+        body_terms = body_terms | (source_terms - title_terms)
+        sources = frozenset([SOURCE, *(SOURCE + t for t in _names(source, source_terms))])
+    names = _names(event, title_terms)
+    if sources or " and " in event:
+        names = names.union(sources, _listed(event, title_terms))
     return _Features(
         title=title_terms,
-        body=_implied(_terms(body_words)),
+        body=body_terms,
         numbers=frozenset(w for w in words if w[:1].isdigit())
         | {_NUMBER_WORDS[w] for w in words if w in _NUMBER_WORDS},
-        names=(_terms(t for w in caps for t in _fold_phrases(_TOKEN.findall(w.lower()))) & title_terms)
-        - {"us", "china"} - _DATE_TERMS,
+        names=names,
         stages=frozenset(_STAGES[t] for t in title_terms if t in _STAGES) | {_ACTS[w] for w in words if w in _ACTS},
         roles=_roles(words),
         shingles=_trigrams(body_tokens) if body_words else frozenset(),
         exact=zlib.crc32(" ".join(title_tokens + body_tokens).encode()),
     )
+
+
+# A headline that ends by naming the source of its claim: "..., TechInsights finds", "..., WSJ reports",
+# "..., according to Mandiant". The source is not what happened: two copies of one finding name it or not.
+# (Only a named source: "..., department says" may be the actor, and "report" and "says" are stop words.)
+_ATTRIBUTION = re.compile(
+    r"(?:,|\s-)\s+(?:(?P<who>(?:the\s+)?[A-Z][\w&.'-]*(?:\s+[A-Z][\w&.'-]*){0,2})\s+(?i:says|said|finds|found|"
+    r"reports|warns|claims|shows|suggests|reveals|confirms|estimates)|(?i:according to)\s+(?P<whom>(?:the\s+)?"
+    r"[A-Z][\w&.'-]*(?:\s+[A-Z][\w&.'-]*){0,2}))\s*$")
+
+
+def _split_attribution(title: str) -> tuple[str, str]:
+    """The headline without a trailing attribution, and the attribution's words ("" when there is none)."""
+    if "," not in title and " - " not in title:
+        return title, ""
+    m = _ATTRIBUTION.search(title)
+    if m is None or m.start() == 0:
+        return title, ""
+    return title[: m.start()], m.group("who") or m.group("whom")
+
+
+_CAPITALIZED = re.compile(r"\b[A-Z][\w&]*")
+SOURCE = "src:"  # prefix of the names an attribution gives; alone, the mark that the headline has one
+
+
+def _names(text: str, terms: frozenset[str]) -> frozenset[str]:
+    """Capitalized headline words, as terms: the names a headline gives. A hyphen ends one ("China-linked"
+    names China, not "linked"); weekdays and months are dates."""
+    caps = [w for w in _CAPITALIZED.findall(text) if w.lower() not in _STOP]
+    return (_terms(t for w in caps for t in _fold_phrases(_TOKEN.findall(w.lower()))) & terms) \
+        - {"us", "china"} - _DATE_TERMS
+
+
+LISTED = "and:"  # prefix of the items a headline lists ("gallium, germanium and antimony")
+
+
+def _listed(event: str, title_terms: frozenset[str]) -> frozenset[str]:
+    """The one-word items of the first list in the headline, as terms: "China bans gallium, germanium and
+    antimony exports" lists gallium, germanium and antimony."""
+    head, found, tail = event.partition(" and ")
+    after = tail.split(None, 1)
+    if not found or not after:
+        return frozenset()
+    words = [after[0]]
+    for segment in reversed(head.split(",")):
+        segment_words = segment.split()
+        if not segment_words:
+            break
+        words.append(segment_words[-1])
+        if len(segment_words) > 1:  # the list's first item ends this segment
+            break
+    return frozenset(LISTED + t for w in words for t in _terms(_TOKEN.findall(w.lower())) if t in title_terms)
 
 
 def _implied(terms: frozenset[str]) -> frozenset[str]:
@@ -568,6 +637,15 @@ def _acts_conflict(a: Collection[str], b: Collection[str], known_a: Iterable[str
     def unknown(acts: Collection[str], other: Collection[str], known: Iterable[str] | Counter[str]) -> bool:
         return any(x in _ACT_TERMS and x not in other and not any(t in known for t in _ACT_TERMS[x]) for x in acts)
     return unknown(a, b, known_b) and unknown(b, a, known_a)
+
+
+def _prefix_known(term: str, known: Iterable[str] | Counter[str]) -> bool:
+    """The other side mentions a longer or shorter form of the term ("inaugurat" / "inauguration", "export" /
+    "exporter"): a derived word the stemmer does not fold. Five letters at least, so that short terms
+    ("us", "chip", "ban") match only themselves."""
+    if len(term) < PREFIX_MIN:
+        return False
+    return any(len(k) >= PREFIX_MIN and (k.startswith(term) or term.startswith(k)) for k in known)
 
 
 def _unknown(name: str, known: Iterable[str] | Counter[str]) -> bool:
@@ -907,8 +985,9 @@ class StoryIndex:
         return min(dot / (norm_a * norm_b), 1.0)
 
     def _cover(self, terms: Iterable[str], known: Iterable[str] | Counter[str]) -> float:
-        """IDF-weighted share of ``terms`` (a headline) that ``known`` mentions."""
-        idf = [(self._idf(t), t in known) for t in terms]
+        """IDF-weighted share of ``terms`` (a headline) that ``known`` mentions (itself, or a form of it that
+        one of them begins: see :func:`_prefix_known`)."""
+        idf = [(self._idf(t), t in known or _prefix_known(t, known)) for t in terms]
         total = sum(w for w, _ in idf)
         return sum(w for w, found in idf if found) / total if total else 0.0
 
@@ -925,11 +1004,34 @@ class StoryIndex:
             return True
         if a.stages and b.stages and _acts_conflict(a.stages, b.stages, known_a, known_b):
             return True
-        specific_a = {t for t in a.names if _unknown(t, known_b) and self._idf(t) >= NAME_IDF} or \
-            {n for n in a.numbers if n not in known_b}
-        specific_b = {t for t in b.names if _unknown(t, known_a) and self._idf(t) >= NAME_IDF} or \
-            {n for n in b.numbers if n not in known_a}
-        return bool(specific_a) and bool(specific_b)
+        if self._lists_differ(a, b, known_b) or self._lists_differ(b, a, known_a):
+            return True
+        return self._specific(a, b, known_b) and self._specific(b, a, known_a)
+
+    def _lists_differ(self, side: _Side, other: _Side, known: Iterable[str] | Counter[str]) -> bool:
+        """Both headlines list items, share one, and ``side``'s list has a rare item the other side never
+        mentions: "gallium and germanium" and "gallium, germanium and antimony" are two measures."""
+        mine = [n[len(LISTED):] for n in side.names if n.startswith(LISTED)]
+        theirs = [n[len(LISTED):] for n in other.names if n.startswith(LISTED)]
+        if not mine or not theirs or not set(mine).intersection(theirs):
+            return False
+        return any(t not in known and self._idf(t) >= NAME_IDF for t in mine)
+
+    def _specific(self, side: _Side, other: _Side, known: Iterable[str] | Counter[str]) -> bool:
+        """Does ``side``'s headline name a rare name (or else a number) that the other side never mentions?
+        The source of an attribution counts only against a headline that names a source too: "..., WSJ
+        reports" and "..., Bloomberg reports" are two reports; a copy that leaves the source out is not."""
+        cites = SOURCE in other.names
+        for name in side.names:
+            if name.startswith(LISTED):
+                continue
+            if name.startswith(SOURCE):
+                if not cites or name == SOURCE:
+                    continue
+                name = name[len(SOURCE):]
+            if _unknown(name, known) and self._idf(name) >= NAME_IDF:
+                return True
+        return any(n not in known for n in side.numbers)
 
     def _judge(self, q: _Query, story: int, when: datetime) -> tuple[float, int]:
         """Score of the entry against one candidate story (0 when it is not the same story), and the member.
@@ -952,12 +1054,19 @@ class StoryIndex:
             figures.append((key, member, text, cos))
         if not hopeful:
             return 0.0, keys[0]
-        best, best_key, vocab = 0.0, keys[0], self._vocab(story)
-        for key, member, text, cos in figures:
-            if text >= TEXT_SAME:
-                return 1.0 + text, key
+        # a trimmed copy of a member's summary is that story, whatever its headline says
+        copied = max(((text, key) for key, _, text, _ in figures if text >= TEXT_SAME), default=None)
+        if copied is not None:
+            return 1.0 + copied[0], copied[1]
+        best, best_key, vocab, conflicts = 0.0, keys[0], self._vocab(story), 0
+        for key, member, _, cos in figures:
             if self._conflict(feats, member, feats.terms, vocab):
-                return 0.0, key
+                # The story disagrees when half the members compared do; a member whose headline names what
+                # the others do not (one outlet's detail) does not veto a story the rest of it agrees with.
+                conflicts += 1
+                if 2 * conflicts >= len(figures):
+                    return 0.0, key
+                continue
             if cos > best:
                 best, best_key = cos, key
         if best >= COS_SAME:
