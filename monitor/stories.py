@@ -19,7 +19,9 @@ Decision rule (chosen by measurement on ``bench/data``; see ``bench/bench_dedup.
   - the weighted cosine with the best member is >= ``COS_SAME``, or
   - the story mentions at least ``COVER_SAME`` of the weight of the entry's headline (or the entry mentions
     that much of the lead's headline; a longer or shorter form of a word counts, "inaugurates" /
-    "inauguration") and the cosine is >= ``COS_SUPPORT``;
+    "inauguration") and the cosine is >= ``COS_SUPPORT``, or
+  - for a headline-only entry, ``COVER_TOLD`` of that weight with a cosine >= ``COS_TOLD``, when its headline
+    leaves out only common words of the lead's headline and names nothing the story does not mention;
 
   unless the two disagree on specifics: different numbers in both headlines, names in both headlines that
   the other side never mentions, or conflicting stages of one process in the headlines ("proposes" vs
@@ -64,6 +66,11 @@ TEXT_SAME = 0.5  # summary-trigram containment that alone means "same story" (a 
 COS_SAME = 0.55  # IDF-weighted cosine with a member that means "same story" absent contrary evidence
 COVER_SAME = 0.6  # share of a headline's weight that the other side mentions ...
 COS_SUPPORT = 0.2  # ... with at least this cosine, also means "same story"
+# A headline-only entry that leaves out nothing distinctive of the lead's headline (see
+# StoryIndex._keeps_headline) needs less: this share of its headline's weight, with this cosine.
+COVER_TOLD = 0.45
+COS_TOLD = 0.3
+LEFT_OUT_IDF = 5.5  # a term this rare (in about 1 % of documents or fewer) is distinctive of a headline
 TITLE_BOOST = 2.0  # headline terms count this much more than summary terms
 MIN_SUMMARY_TOKENS = 8  # a summary shorter than this is treated as missing
 RARE_LOOKUPS = 6  # rarest terms of an entry used to look up candidates
@@ -1076,7 +1083,29 @@ class StoryIndex:
             cover = max(self._cover(feats.title, vocab), self._cover(lead.title, feats.terms))
             if cover >= COVER_SAME:
                 return best, best_key
+            # a headline-only copy has no summary to show it: a weaker coverage will do when its headline
+            # leaves out nothing distinctive of the story's and names nothing the story does not know
+            if (not feats.body and best >= COS_TOLD and cover >= COVER_TOLD
+                    and self._keeps_headline(feats, lead, vocab)):
+                return best, best_key
         return 0.0, best_key
+
+    def _keeps_headline(self, feats: _Features, lead: _Member, vocab: Counter[str] | frozenset[str]) -> bool:
+        """Does a reworded headline keep the story's? Every term of the lead's headline that the entry does not
+        mention is a common word (IDF below ``LEFT_OUT_IDF``, and no rare name): "Graphite curbs from China
+        target EV supply chain" leaves out only "require", "export" and "permits" of "China to require export
+        permits for graphite". And every rare name the entry's headline gives is one the story itself mentions (not
+        only what it stands for: "Treasury" is not known to a story that says "US"). Two stories on one topic
+        each tell something the other does not ("disrupts botnet" / "disinformation campaign")."""
+        known = feats.terms
+        for term in lead.title:
+            if term in known or _prefix_known(term, known):
+                continue
+            idf = self._idf(term)
+            if idf >= LEFT_OUT_IDF or (idf >= NAME_IDF and term in lead.names):
+                return False
+        return all(name in vocab or self._idf(name) < NAME_IDF for name in feats.names
+                   if not name.startswith((LISTED, SOURCE)))
 
     def _may_match(self, q: _Query, vocab: Counter[str] | frozenset[str], keys: list[int]) -> bool:
         """Cheap necessary condition for :meth:`_judge`. By Cauchy-Schwarz the cosine with any member is at

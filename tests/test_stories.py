@@ -397,3 +397,41 @@ def test_the_same_list_in_other_words_is_one_story() -> None:
         ("Beijing to curb exports of gallium and germanium", ""),
     ])
     assert ids[0] == ids[1]
+
+
+# -- round 3: a headline-only copy that keeps the story's headline ----------------------------------------
+
+ASML_RULE = ("The Dutch government said ASML will need export licences to ship its most advanced DUV lithography "
+             "machines to China from September.")
+
+
+def test_a_reworded_headline_only_copy_that_keeps_the_story_headline_joins_it() -> None:
+    """The copy's headline shares less than COVER_SAME of its weight with the story, but it leaves out only
+    common words of the lead's headline and names nothing the story does not know."""
+    ids = _feed(StoryIndex(), [
+        ("Netherlands to require licences for ASML lithography exports", ASML_RULE),
+        ("Dutch curb exports of ASML chip machines", ASML_RULE),
+        ("ASML lithography shipments to China face new Dutch hurdle", ""),
+    ])
+    assert len(set(ids)) == 1
+
+
+def test_a_headline_only_copy_naming_a_firm_the_story_never_mentions_stays_apart() -> None:
+    ids = _feed(StoryIndex(), [
+        ("Netherlands to require licences for ASML lithography exports", ASML_RULE),
+        ("Dutch curb exports of ASML chip machines", ASML_RULE),
+        ("ASML lithography shipments to SMIC face new Dutch hurdle", ""),
+    ])
+    assert ids[0] == ids[1] != ids[2]
+
+
+def test_a_headline_that_leaves_out_what_the_story_tells_stays_apart() -> None:
+    """Same person, same city: the story's headline tells of a postponed trip (rare words the other headline
+    leaves out), the other of talks held. Two stories, although the coverage and cosine would allow it."""
+    ids = _feed(StoryIndex(), [
+        ("Raimondo postpones China trip over chip export row",
+         "Commerce Secretary Gina Raimondo postponed her visit to Beijing after China protested the latest US "
+         "restrictions on chip exports."),
+        ("Raimondo holds talks in Beijing", ""),
+    ])
+    assert ids[0] != ids[1]
