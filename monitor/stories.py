@@ -38,8 +38,9 @@ Entries are matched and indexed at :func:`story_time` (published, capped at firs
 
 The index is pure and in memory; the store rebuilds it at start by calling :meth:`StoryIndex.add` for the
 entries inside the window. Memory is bounded by the window: members older than it are evicted. Members are
-stored compactly (:class:`_Member` and its share of the postings: about 2–2.5 KB each), and the text features can be computed elsewhere
-(:func:`analyse` in the parser processes, handed over with :meth:`StoryIndex.prime`).
+stored compactly (:class:`_Member` and its share of the postings: about 2–2.5 KB each), and the text
+features can be computed elsewhere (:func:`analyse` in the parser processes, handed over with
+:meth:`StoryIndex.prime`).
 """
 
 from __future__ import annotations
