@@ -22,7 +22,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from monitor.stories import StoryIndex, _features
+from monitor.stories import StoryIndex
+from monitor.story_text import analyse
 
 DATA = Path(__file__).parent / "data"
 CORPUS = Path(__file__).parent.parent / "monitor" / "data" / "corpus"
@@ -119,7 +120,7 @@ def linked(a: dict, b: dict, prior: StoryIndex) -> bool:
     """The pair shares a lexical handle: both carry a substantive summary, or they share at least LINK_TERMS
     terms (headline or summary, after stemming and synonym folding) whose IDF over the packaged corpus alone
     (an empty window) is >= RARE_IDF."""
-    fa, fb = _features(a["title"], a["summary"]), _features(b["title"], b["summary"])
+    fa, fb = analyse(a["title"], a["summary"]), analyse(b["title"], b["summary"])
     if fa.body and fb.body:
         return True
     return sum(prior._idf(t) >= RARE_IDF for t in fa.terms & fb.terms) >= LINK_TERMS

@@ -1,4 +1,4 @@
-"""News-paraphrase lexicon for story clustering (:mod:`monitor.stories`).
+"""News-paraphrase lexicon for story clustering (:mod:`monitor.story_text`, used by :mod:`monitor.stories`).
 
 Outlets reword one wire story's headline freely: "Washington blacklists a dozen Chinese firms" and "US adds 12
 China companies to Entity List" are one event. These tables fold the usual equivalent wordings of the domain
@@ -7,7 +7,7 @@ Only general equivalences belong here: words that a wire editor would swap witho
 Words that change the facts ("proposes" / "finalises", "rams" / "fires water cannon at") must stay apart;
 the stage and act tables below say which such words make two headlines two stories.
 
-Plain data, loaded once with :mod:`monitor.stories`; the stemmer runs after the folding, so an entry names the
+Plain data, loaded once with :mod:`monitor.story_text`; the stemmer runs after the folding, so an entry names the
 form a headline uses and the term it becomes.
 """
 

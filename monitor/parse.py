@@ -21,7 +21,7 @@ import feedparser
 from .errors import ParseError
 from .identity import canonical_url, entry_guid
 from .models import Entry
-from .stories import StoryFeatures, analyse
+from .story_text import StoryFeatures, analyse
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from monitor.stories import StoryIndex, analyse
+from monitor.stories import StoryIndex
+from monitor.story_text import analyse
 
 T0 = datetime(2024, 5, 1, 12, tzinfo=UTC)
 

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from monitor.models import Entry
 from monitor.store import Store
-from monitor.stories import StoryFeatures, StoryIndex, analyse, normalize_text, normalize_title, shingles
+from monitor.stories import StoryIndex
+from monitor.story_text import StoryFeatures, analyse, normalize_text, normalize_title, shingles
 
 T0 = datetime(2024, 5, 1, 12, tzinfo=UTC)
 WIRE = ("The US Commerce Department added Huawei Technologies and 70 affiliates to its Entity List, a move that "
@@ -252,7 +253,7 @@ def test_features_from_a_parser_process_decide_like_local_ones() -> None:
     import pickle
     from concurrent.futures import ProcessPoolExecutor
 
-    from monitor.stories import analyse
+    from monitor.story_text import analyse
 
     items = [("US puts Huawei on trade blacklist - Reuters", WIRE),
              ("America blacklists Huawei and 70 affiliates", "By Jane Doe (Reuters) - " + WIRE),
