@@ -146,8 +146,9 @@ class _Term:
 class _Member:
     """An indexed entry, stored compactly: the window holds tens of thousands of them, so the term sets are
     tuples (one pointer per term, the term strings are shared) and the summary trigrams an array of hashes.
-    The weights are not stored: they are computed from the current IDF when compared; the norm is computed
-    the first time the member is compared and then kept (the window drifts slowly)."""
+    The weights are not stored: they are computed from the current IDF when compared; the norm is kept from
+    when the entry was weighed, or else computed the first time the member is compared (the window drifts
+    slowly)."""
 
     __slots__ = ("key", "story_id", "when", "title", "body", "numbers", "names", "stages", "roles", "shingles",
                  "exact", "norm")
@@ -163,7 +164,9 @@ class _Member:
         self.names: tuple[str, ...] = tuple(shared.get(t, t) for t in feats.names)
         self.stages: tuple[str, ...] = tuple(feats.stages)
         self.roles: tuple[tuple[str, str], ...] = tuple(feats.roles)
-        self.shingles = array("I", feats.shingles)
+        # features from a parser process already carry an array (never changed): kept, not copied
+        raw = feats.shingles
+        self.shingles = raw if isinstance(raw, array) else array("I", raw)
 
     @property
     def terms(self) -> tuple[str, ...]:
